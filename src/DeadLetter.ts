@@ -1,0 +1,118 @@
+/**
+ * The dead-letter route: when a record fails fatally, or its retries are exhausted, its original key and
+ * value bytes are written to a dead-letter topic (default `<topic>.dlt`) with headers that say what failed
+ * and where the record came from (the same idea as Spring Kafka's DeadLetterPublishingRecoverer):
+ *
+ * | header | value |
+ * | --- | --- |
+ * | `errorType` | `Retriable.<reason>` or `Fatal.<reason>`, e.g. `Fatal.RecordTooLarge` |
+ * | `errorMessage` | the error message |
+ * | `originalTopic` | the topic the record was meant for |
+ * | `originalPartition` | its partition, when it was known |
+ * | `attempts` | how many sends were tried |
+ * | `failedAt` | ISO-8601 time of the failure |
+ * | `ambiguous` | `true` when the record may have reached the original topic as well |
+ *
+ * The record's own headers are kept. `recover` is plain error recovery (`Effect.catchTags`), usable on its
+ * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
+ * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
+ */
+import { Clock, Effect } from "effect"
+import type { Producer, ProducerRecord } from "./Producer.ts"
+import { DeadLetterFailed, type Fatal, type Retriable } from "./PublishError.ts"
+import { DeadLettered } from "./Receipt.ts"
+
+export interface Options {
+  /** The dead-letter topic for a topic. Default: `<topic>.dlt`. */
+  readonly topicName?: ((topic: string) => string) | undefined
+}
+
+export const defaultTopicName = (topic: string): string => `${topic}.dlt`
+
+export const headerNames = {
+  errorType: "errorType",
+  errorMessage: "errorMessage",
+  originalTopic: "originalTopic",
+  originalPartition: "originalPartition",
+  attempts: "attempts",
+  failedAt: "failedAt",
+  ambiguous: "ambiguous"
+} as const
+
+/** Kafka limits nothing here, but a multi-megabyte stack of messages helps no one reading a DLT. */
+const maxMessageLength = 4096
+
+export const errorType = (error: Retriable | Fatal): string => `${error._tag}.${error.reason}`
+
+/** The dead-letter record for a failed one: the original bytes, the original headers, and why it failed. */
+export const toRecord = (
+  original: ProducerRecord,
+  error: Retriable | Fatal,
+  info: { readonly deadLetterTopic: string; readonly attempts: number; readonly failedAt: number }
+): ProducerRecord => {
+  const partition = original.partition ?? error.partition
+  return {
+    topic: info.deadLetterTopic,
+    key: original.key,
+    value: original.value,
+    headers: {
+      ...original.headers,
+      [headerNames.errorType]: errorType(error),
+      [headerNames.errorMessage]: error.message.slice(0, maxMessageLength),
+      [headerNames.originalTopic]: original.topic,
+      ...(partition === undefined ? {} : { [headerNames.originalPartition]: String(partition) }),
+      [headerNames.attempts]: String(info.attempts),
+      [headerNames.failedAt]: new Date(info.failedAt).toISOString(),
+      ...(error._tag === "Retriable" && error.ambiguous ? { [headerNames.ambiguous]: "true" } : {})
+    }
+  }
+}
+
+/** Writes one failed record to its dead-letter topic. */
+export const send = (
+  producer: Producer,
+  original: ProducerRecord,
+  error: Retriable | Fatal,
+  attempts: number,
+  options: Options = {}
+): Effect.Effect<DeadLettered, DeadLetterFailed> =>
+  Effect.gen(function* () {
+    const deadLetterTopic = (options.topicName ?? defaultTopicName)(original.topic)
+    const failedAt = yield* Clock.currentTimeMillis
+    const record = toRecord(original, error, { deadLetterTopic, attempts, failedAt })
+    const [metadata] = yield* producer.send([record]).pipe(
+      Effect.mapError(
+        (deadLetterError) =>
+          new DeadLetterFailed({
+            message: `dead-letter write to ${deadLetterTopic} failed (${errorType(deadLetterError)}) after ${errorType(error)} on ${original.topic}`,
+            topic: original.topic,
+            deadLetterTopic,
+            original: error,
+            deadLetterError
+          })
+      )
+    )
+    return new DeadLettered({
+      topic: original.topic,
+      deadLetterTopic,
+      partition: metadata!.partition,
+      offset: metadata!.offset,
+      timestamp: metadata!.timestamp,
+      attempts,
+      error
+    })
+  })
+
+/**
+ * Error recovery: a `Retriable` (retries exhausted) or `Fatal` failure of `self` dead-letters `record`.
+ * `attempts` is read when the failure arrives, so a counter kept by a retry loop can be passed in.
+ */
+export const recover =
+  (producer: Producer, record: ProducerRecord, attempts: () => number, options: Options = {}) =>
+  <A, E, R>(
+    self: Effect.Effect<A, E | Retriable | Fatal, R>
+  ): Effect.Effect<A | DeadLettered, Exclude<E, Retriable | Fatal> | DeadLetterFailed, R> =>
+    Effect.catchTags(self as Effect.Effect<A, Retriable | Fatal, R>, {
+      Retriable: (error) => send(producer, record, error, attempts(), options),
+      Fatal: (error) => send(producer, record, error, attempts(), options)
+    }) as never

@@ -1,0 +1,183 @@
+/**
+ * The classification table: which driver failures are `Retriable` and which are `Fatal`.
+ *
+ * This is the one place where the decision lives. Rows are keyed by Kafka protocol error names (the
+ * broker's own vocabulary, the same in every client) and by the client-side failures of the kafkajs driver
+ * (connection refused or closed, request timeout, authentication). kafkajs wraps errors
+ * (`KafkaJSNumberOfRetriesExceeded`, `KafkaJSNonRetriableError`), so `classify` walks the `cause` chain and
+ * the innermost known error decides.
+ *
+ * `ambiguous` marks failures after which the record may have been written anyway (the request reached the
+ * broker but no answer came back). See `PublishError`.
+ *
+ * | kind | reason | matches |
+ * | --- | --- | --- |
+ * | Retriable | BrokerUnavailable | connection refused / DNS / connect timeout, no broker available, metadata not loaded, KAFKA_STORAGE_ERROR, COORDINATOR_NOT_AVAILABLE |
+ * | Retriable (ambiguous) | ConnectionClosed | connection closed after the request was sent, NETWORK_EXCEPTION |
+ * | Retriable (ambiguous) | RequestTimeout | client request timeout, REQUEST_TIMED_OUT |
+ * | Retriable | LeaderNotAvailable | LEADER_NOT_AVAILABLE |
+ * | Retriable | NotLeader | NOT_LEADER_FOR_PARTITION (NOT_LEADER_OR_FOLLOWER), FENCED_LEADER_EPOCH |
+ * | Retriable | NotEnoughReplicas | NOT_ENOUGH_REPLICAS |
+ * | Retriable (ambiguous) | NotEnoughReplicas | NOT_ENOUGH_REPLICAS_AFTER_APPEND (written, not replicated) |
+ * | Retriable / Fatal | UnknownTopicOrPartition / UnknownTopic | UNKNOWN_TOPIC_OR_PARTITION: retriable while auto-create is on (bounded by the retry policy), fatal when it is off |
+ * | Retriable | Throttled | THROTTLING_QUOTA_EXCEEDED, lock timeout inside the client (request not sent) |
+ * | Fatal | RecordTooLarge | MESSAGE_TOO_LARGE |
+ * | Fatal | RecordListTooLarge | RECORD_LIST_TOO_LARGE |
+ * | Fatal | InvalidTopic | INVALID_TOPIC_EXCEPTION, client "Invalid topic" |
+ * | Fatal | TopicAuthorizationFailed | TOPIC_AUTHORIZATION_FAILED |
+ * | Fatal | ClusterAuthorizationFailed | CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED |
+ * | Fatal | AuthenticationFailed | SASL_AUTHENTICATION_FAILED, ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM, kafkajs SASL errors |
+ * | Fatal | UnsupportedVersion | UNSUPPORTED_VERSION, API key not supported by the broker |
+ * | Fatal | InvalidConfig | INVALID_CONFIG, INVALID_REQUIRED_ACKS, POLICY_VIOLATION |
+ * | Fatal | InvalidRecord | INVALID_RECORD, INVALID_TIMESTAMP, CORRUPT_MESSAGE, client-side invalid message |
+ * | Fatal | ProducerFenced | INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID |
+ * | Retriable (ambiguous) / Fatal | Unknown | anything else: retriable if the client marked it retriable, fatal otherwise |
+ *
+ * `SchemaInvalid` (the event does not encode) never reaches a driver: `Topic` raises it.
+ */
+import { Fatal, type FatalReason, type PublishError, Retriable, type RetriableReason } from "./PublishError.ts"
+
+export type Classification =
+  | { readonly kind: "Retriable"; readonly reason: RetriableReason; readonly ambiguous: boolean }
+  | { readonly kind: "Fatal"; readonly reason: FatalReason }
+
+const retriable = (reason: RetriableReason, ambiguous = false): Classification => ({
+  kind: "Retriable",
+  reason,
+  ambiguous
+})
+const fatal = (reason: FatalReason): Classification => ({ kind: "Fatal", reason })
+
+/** Kafka protocol errors, by the name the protocol gives them (kafkajs: `error.type`). */
+export const protocolErrors: Readonly<Record<string, Classification>> = {
+  LEADER_NOT_AVAILABLE: retriable("LeaderNotAvailable"),
+  NOT_LEADER_FOR_PARTITION: retriable("NotLeader"),
+  NOT_LEADER_OR_FOLLOWER: retriable("NotLeader"),
+  FENCED_LEADER_EPOCH: retriable("NotLeader"),
+  REQUEST_TIMED_OUT: retriable("RequestTimeout", true),
+  NETWORK_EXCEPTION: retriable("ConnectionClosed", true),
+  NOT_ENOUGH_REPLICAS: retriable("NotEnoughReplicas"),
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: retriable("NotEnoughReplicas", true),
+  KAFKA_STORAGE_ERROR: retriable("BrokerUnavailable"),
+  COORDINATOR_NOT_AVAILABLE: retriable("BrokerUnavailable"),
+  THROTTLING_QUOTA_EXCEEDED: retriable("Throttled"),
+  MESSAGE_TOO_LARGE: fatal("RecordTooLarge"),
+  RECORD_LIST_TOO_LARGE: fatal("RecordListTooLarge"),
+  INVALID_TOPIC_EXCEPTION: fatal("InvalidTopic"),
+  TOPIC_AUTHORIZATION_FAILED: fatal("TopicAuthorizationFailed"),
+  CLUSTER_AUTHORIZATION_FAILED: fatal("ClusterAuthorizationFailed"),
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: fatal("ClusterAuthorizationFailed"),
+  SASL_AUTHENTICATION_FAILED: fatal("AuthenticationFailed"),
+  ILLEGAL_SASL_STATE: fatal("AuthenticationFailed"),
+  UNSUPPORTED_SASL_MECHANISM: fatal("AuthenticationFailed"),
+  UNSUPPORTED_VERSION: fatal("UnsupportedVersion"),
+  INVALID_CONFIG: fatal("InvalidConfig"),
+  INVALID_REQUIRED_ACKS: fatal("InvalidConfig"),
+  POLICY_VIOLATION: fatal("InvalidConfig"),
+  INVALID_RECORD: fatal("InvalidRecord"),
+  INVALID_TIMESTAMP: fatal("InvalidRecord"),
+  CORRUPT_MESSAGE: fatal("InvalidRecord"),
+  INVALID_PRODUCER_EPOCH: fatal("ProducerFenced"),
+  PRODUCER_FENCED: fatal("ProducerFenced"),
+  OUT_OF_ORDER_SEQUENCE_NUMBER: fatal("ProducerFenced"),
+  UNKNOWN_PRODUCER_ID: fatal("ProducerFenced")
+}
+
+/** Client-side failures of the kafkajs driver, by error class name. */
+export const clientErrors: Readonly<Record<string, Classification>> = {
+  KafkaJSConnectionClosedError: retriable("ConnectionClosed", true),
+  KafkaJSRequestTimeoutError: retriable("RequestTimeout", true),
+  KafkaJSNoBrokerAvailableError: retriable("BrokerUnavailable"),
+  KafkaJSBrokerNotFound: retriable("BrokerUnavailable"),
+  KafkaJSMetadataNotLoaded: retriable("BrokerUnavailable"),
+  KafkaJSTopicMetadataNotLoaded: retriable("BrokerUnavailable"),
+  KafkaJSStaleTopicMetadataAssignment: retriable("LeaderNotAvailable"),
+  KafkaJSLockTimeout: retriable("Throttled"),
+  KafkaJSSASLAuthenticationError: fatal("AuthenticationFailed"),
+  KafkaJSServerDoesNotSupportApiKey: fatal("UnsupportedVersion")
+}
+
+/** Connection errors that mean the request never left: the broker is down or unreachable. */
+const connectFailure = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|Connection timeout/
+
+export interface ClassifyContext {
+  readonly topic?: string | undefined
+  /** Whether an unknown topic may still appear (auto-creation on): decides UNKNOWN_TOPIC_OR_PARTITION. */
+  readonly autoCreateTopics: boolean
+}
+
+interface ErrorLike {
+  readonly name?: unknown
+  readonly type?: unknown
+  readonly message?: unknown
+  readonly retriable?: unknown
+  readonly code?: unknown
+  readonly cause?: unknown
+}
+
+/** The error and its causes, outermost first (bounded, cycle-safe). */
+export const causeChain = (error: unknown): ReadonlyArray<ErrorLike> => {
+  const chain: Array<ErrorLike> = []
+  let current: unknown = error
+  while (typeof current === "object" && current !== null && chain.length < 16 && !chain.includes(current)) {
+    chain.push(current as ErrorLike)
+    current = (current as ErrorLike).cause
+  }
+  return chain
+}
+
+const classifyOne = (error: ErrorLike, context: ClassifyContext): Classification | undefined => {
+  if (typeof error.type === "string") {
+    if (error.type === "UNKNOWN_TOPIC_OR_PARTITION") {
+      return context.autoCreateTopics ? retriable("UnknownTopicOrPartition") : fatal("UnknownTopic")
+    }
+    const row = protocolErrors[error.type]
+    if (row) return row
+  }
+  const name = typeof error.name === "string" ? error.name : ""
+  const message = typeof error.message === "string" ? error.message : ""
+  const row = clientErrors[name]
+  if (row) return row
+  if (name === "KafkaJSConnectionError") {
+    return connectFailure.test(message) || connectFailure.test(String(error.code))
+      ? retriable("BrokerUnavailable")
+      : retriable("ConnectionClosed", true)
+  }
+  if (name === "KafkaJSNonRetriableError" && /^Invalid topic/.test(message)) return fatal("InvalidTopic")
+  if (name === "KafkaJSNonRetriableError" && /^Invalid message/.test(message)) return fatal("InvalidRecord")
+  return undefined
+}
+
+/** Classifies one driver failure: the innermost error of the cause chain that a row matches decides. */
+export const classify = (error: unknown, context: ClassifyContext): Classification => {
+  const chain = causeChain(error)
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const found = classifyOne(chain[i]!, context)
+    if (found) return found
+  }
+  // Unknown: trust the client's own retriable flag where it set one, and assume the worst (may be written).
+  return chain.some((e) => e.retriable === true) ? retriable("Unknown", true) : fatal("Unknown")
+}
+
+const describe = (error: unknown): string => {
+  const chain = causeChain(error)
+  const messages = chain.map((e) => (typeof e.message === "string" ? e.message : "")).filter((m) => m.length > 0)
+  return messages.length > 0 ? [...new Set(messages)].join(": ") : String(error)
+}
+
+/** Classifies and wraps a driver failure into the typed error channel. */
+export const toPublishError = (
+  error: unknown,
+  context: ClassifyContext & { readonly partition?: number | undefined }
+): PublishError => {
+  const found = classify(error, context)
+  const fields = {
+    message: describe(error),
+    cause: error,
+    ...(context.topic === undefined ? {} : { topic: context.topic }),
+    ...(context.partition === undefined ? {} : { partition: context.partition })
+  }
+  return found.kind === "Retriable"
+    ? new Retriable({ ...fields, reason: found.reason, ambiguous: found.ambiguous })
+    : new Fatal({ ...fields, reason: found.reason })
+}

@@ -1,0 +1,340 @@
+/**
+ * The kafkajs driver: the `Producer` service over kafkajs 2.2.4.
+ *
+ * Defaults follow the Java client where they mean the same thing: `acks=all`, idempotence on, request
+ * timeout 30 s. The delivery timeout (120 s) bounds a whole publish and lives in `Publisher`.
+ *
+ * The layer is scoped: acquiring it connects (a broker that cannot be reached fails the layer with a typed
+ * error); releasing it waits for the sends in flight, then disconnects.
+ *
+ * Receipts: kafkajs answers one base offset per partition. The driver records which partition the
+ * partitioner chose for each record (kafkajs's own Java-compatible murmur2 partitioner) and derives each
+ * record's offset from its place in the partition's batch. The choice is sticky per record, so a
+ * kafkajs-internal retry never moves a key-less record to another partition.
+ *
+ * Idempotence and failures: kafkajs rolls a partition's sequence numbers back when a request fails, not
+ * knowing whether the broker wrote it. If it did, the next batch on that partition would reuse those
+ * numbers and the broker would take it for a duplicate (answering success without writing it) or reject
+ * it as out of order. So after any failed send the driver starts a new producer session (a new producer
+ * id, fresh sequence numbers) for the sends that follow; the old session is disconnected once its own
+ * sends are done.
+ */
+import { Config, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, type Scope } from "effect"
+import kafkajs from "kafkajs"
+import { toPublishError } from "./ErrorClassification.ts"
+import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
+import type { PublishError } from "./PublishError.ts"
+
+export type Acks = "all" | "leader" | "none"
+
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512"
+
+export interface Sasl {
+  readonly mechanism: SaslMechanism
+  readonly username: string
+  readonly password: Redacted.Redacted<string>
+}
+
+export interface DriverRetry {
+  /** Retries of one in-flight request inside kafkajs (same sequence numbers). Default 8. */
+  readonly retries?: number | undefined
+  /** Default 100 ms. */
+  readonly initialRetryTime?: Duration.Input | undefined
+  /** Longest wait between two of those retries. Default 5 s. */
+  readonly maxRetryTime?: Duration.Input | undefined
+}
+
+export interface KafkaJsConfig {
+  readonly brokers: ReadonlyArray<string>
+  /** Default "effect-kafka-publisher". */
+  readonly clientId?: string | undefined
+  /** Default "all" (Java: acks=all). Idempotence needs "all". */
+  readonly acks?: Acks | undefined
+  /** Default true (Java: enable.idempotence=true). */
+  readonly idempotent?: boolean | undefined
+  /** How long one request waits for its answer. Default 30 s (Java: request.timeout.ms). */
+  readonly requestTimeout?: Duration.Input | undefined
+  /** TCP connect timeout. Default 3 s. */
+  readonly connectionTimeout?: Duration.Input | undefined
+  /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
+  readonly autoCreateTopics?: boolean | undefined
+  /** Default "none". kafkajs ships gzip; other codecs need a registered codec. */
+  readonly compression?: "none" | "gzip" | undefined
+  readonly retry?: DriverRetry | undefined
+  readonly ssl?: boolean | undefined
+  readonly sasl?: Sasl | undefined
+  /** kafkajs's own log output (to stdout). Default "nothing": failures reach you as typed errors. */
+  readonly clientLogLevel?: "nothing" | "error" | "warn" | "info" | "debug" | undefined
+}
+
+export const defaults = {
+  clientId: "effect-kafka-publisher",
+  acks: "all",
+  idempotent: true,
+  requestTimeout: Duration.seconds(30),
+  connectionTimeout: Duration.seconds(3),
+  autoCreateTopics: true,
+  compression: "none",
+  retry: { retries: 8, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(5) }
+} as const
+
+const acksValue = { all: -1, leader: 1, none: 0 } as const
+
+const logLevels = {
+  nothing: kafkajs.logLevel.NOTHING,
+  error: kafkajs.logLevel.ERROR,
+  warn: kafkajs.logLevel.WARN,
+  info: kafkajs.logLevel.INFO,
+  debug: kafkajs.logLevel.DEBUG
+} as const
+
+const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+
+const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
+  bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/** kafkajs options from the config. The password is unwrapped here and nowhere else. */
+export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
+  const sasl = config.sasl
+  return {
+    clientId: config.clientId ?? defaults.clientId,
+    brokers: [...config.brokers],
+    requestTimeout: millis(config.requestTimeout ?? defaults.requestTimeout),
+    connectionTimeout: millis(config.connectionTimeout ?? defaults.connectionTimeout),
+    logLevel: logLevels[config.clientLogLevel ?? "nothing"],
+    ...(config.ssl === undefined ? {} : { ssl: config.ssl }),
+    ...(sasl === undefined
+      ? {}
+      : {
+          sasl: {
+            mechanism: sasl.mechanism,
+            username: sasl.username,
+            password: Redacted.value(sasl.password)
+          } as kafkajs.SASLOptions
+        })
+  }
+}
+
+interface Session {
+  readonly producer: kafkajs.Producer
+  inFlight: number
+  failed: boolean
+}
+
+/** A scoped kafkajs `Producer`: connects now, drains and disconnects when the scope closes. */
+export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const kafka = new kafkajs.Kafka(kafkaOptions(config))
+    const idempotent = config.idempotent ?? defaults.idempotent
+    const acks = config.acks ?? defaults.acks
+    const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
+    const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)
+    const compression =
+      (config.compression ?? defaults.compression) === "gzip"
+        ? kafkajs.CompressionTypes.GZIP
+        : kafkajs.CompressionTypes.None
+    const retry = {
+      retries: config.retry?.retries ?? defaults.retry.retries,
+      initialRetryTime: millis(config.retry?.initialRetryTime ?? defaults.retry.initialRetryTime),
+      maxRetryTime: millis(config.retry?.maxRetryTime ?? defaults.retry.maxRetryTime)
+    }
+    if (idempotent && acks !== "all") {
+      return yield* Effect.die(new Error("KafkaJsProducer: idempotence needs acks=all"))
+    }
+
+    // The partition chosen for each message object, kept so offsets can be derived and retries are sticky.
+    const assigned = new WeakMap<object, number>()
+    const createPartitioner: kafkajs.ICustomPartitioner = () => {
+      const inner = kafkajs.Partitioners.DefaultPartitioner()
+      return (args) => {
+        const previous = assigned.get(args.message)
+        if (previous !== undefined && previous < args.partitionMetadata.length) return previous
+        const partition = inner(args)
+        assigned.set(args.message, partition)
+        return partition
+      }
+    }
+
+    const connectSession = Effect.tryPromise({
+      try: async (): Promise<Session> => {
+        const producer = kafka.producer({
+          idempotent,
+          allowAutoTopicCreation: autoCreateTopics,
+          createPartitioner,
+          retry,
+          ...(idempotent ? { maxInFlightRequests: 1 } : {})
+        })
+        await producer.connect()
+        return { producer, inFlight: 0, failed: false }
+      },
+      catch: (cause) => toPublishError(cause, { autoCreateTopics })
+    })
+
+    const disconnect = (session: Session) => Effect.promise(() => session.producer.disconnect().catch(() => undefined))
+
+    let session = yield* connectSession
+    const retired = new Set<Session>()
+    let inFlight = 0
+
+    // After a failed send, the next send starts a new session (see the module comment).
+    const currentSession = Effect.suspend(() => {
+      if (!session.failed) return Effect.succeed(session)
+      const old = session
+      return connectSession.pipe(
+        Effect.tap((fresh) =>
+          Effect.sync(() => {
+            if (session === old) {
+              session = fresh
+              retired.add(old)
+            }
+          })
+        ),
+        Effect.andThen(Effect.sync(() => session))
+      )
+    })
+
+    const retire = (s: Session) =>
+      s !== session && retired.has(s) && s.inFlight === 0
+        ? Effect.sync(() => retired.delete(s)).pipe(Effect.andThen(disconnect(s)))
+        : Effect.void
+
+    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+      Effect.gen(function* () {
+        if (records.length === 0) return []
+        const now = Date.now()
+        const messages: Array<kafkajs.Message & { readonly timestampMs: number }> = []
+        const byTopic = new Map<string, Array<kafkajs.Message>>()
+        for (const record of records) {
+          const timestampMs = record.timestamp ?? now
+          const message = {
+            key: toBuffer(record.key),
+            value: toBuffer(record.value),
+            headers: record.headers as kafkajs.IHeaders,
+            timestamp: String(timestampMs),
+            timestampMs,
+            ...(record.partition === undefined ? {} : { partition: record.partition })
+          }
+          messages.push(message)
+          const list = byTopic.get(record.topic)
+          if (list) list.push(message)
+          else byTopic.set(record.topic, [message])
+        }
+        const s = yield* currentSession
+        s.inFlight++
+        inFlight++
+        const firstTopic = records[0]!.topic
+        const response = yield* Effect.tryPromise({
+          try: () =>
+            s.producer.sendBatch({
+              acks: acksValue[acks],
+              timeout: requestTimeout,
+              compression,
+              topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
+            }),
+          catch: (cause) => {
+            s.failed = true
+            return toPublishError(cause, {
+              autoCreateTopics,
+              topic: firstTopic,
+              partition: byTopic.size === 1 && messages.length === 1 ? assigned.get(messages[0]!) : undefined
+            })
+          }
+        }).pipe(
+          Effect.ensuring(
+            Effect.suspend(() => {
+              s.inFlight--
+              inFlight--
+              return retire(s)
+            })
+          )
+        )
+        // One base offset per topic-partition; each record's offset is its place in that partition's batch.
+        const base = new Map<string, { offset: bigint; appendTime: number }>()
+        for (const r of response) {
+          const appendTime = Number(r.logAppendTime ?? "-1")
+          base.set(`${r.topicName}\u0000${r.partition}`, { offset: BigInt(r.baseOffset ?? "0"), appendTime })
+        }
+        const seen = new Map<string, bigint>()
+        return records.map((record, i): RecordMetadata => {
+          const message = messages[i]!
+          const partition = assigned.get(message) ?? record.partition ?? 0
+          const slot = `${record.topic}\u0000${partition}`
+          const index = seen.get(slot) ?? 0n
+          seen.set(slot, index + 1n)
+          const b = base.get(slot)
+          return {
+            topic: record.topic,
+            partition,
+            offset: b === undefined ? "-1" : String(b.offset + index),
+            timestamp: b !== undefined && b.appendTime >= 0 ? b.appendTime : message.timestampMs
+          }
+        })
+      })
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        // Publisher drains first; this waits for sends made directly on the Producer.
+        yield* Effect.sync(() => inFlight).pipe(
+          Effect.repeat({ while: (n) => n > 0, schedule: Schedule.spaced("10 millis") }),
+          Effect.timeoutOption(Duration.seconds(30))
+        )
+        for (const s of retired) yield* disconnect(s)
+        yield* disconnect(session)
+      })
+    )
+
+    return Producer.of({ send, inFlight: Effect.sync(() => inFlight) })
+  })
+
+/** The kafkajs `Producer` layer. */
+export const layer = (config: KafkaJsConfig): Layer.Layer<Producer, PublishError> =>
+  Layer.effect(Producer, make(config))
+
+/** "host:port,host:port": checked here so a typo fails at startup, naming the variable. */
+const brokerList = Schema.String.check(
+  Schema.isPattern(/^\s*[^,\s:]+:\d{1,5}\s*(,\s*[^,\s:]+:\d{1,5}\s*)*$/, {
+    message: "expected a comma-separated list of host:port"
+  })
+)
+
+/**
+ * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
+ * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
+ * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip),
+ * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
+ * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
+ */
+export const config: Config.Config<KafkaJsConfig> = Config.all({
+  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
+    Config.map((list) => list.split(",").map((broker) => broker.trim()))
+  ),
+  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault(defaults.clientId)),
+  acks: Config.schema(Schema.Literals(["all", "leader", "none"]), "KAFKA_ACKS").pipe(
+    Config.withDefault("all" as const)
+  ),
+  idempotent: Config.Boolean("KAFKA_IDEMPOTENT").pipe(Config.withDefault(defaults.idempotent)),
+  requestTimeout: Config.Duration("KAFKA_REQUEST_TIMEOUT").pipe(Config.withDefault(defaults.requestTimeout)),
+  connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
+  autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
+  compression: Config.schema(Schema.Literals(["none", "gzip"]), "KAFKA_COMPRESSION").pipe(
+    Config.withDefault("none" as const)
+  ),
+  ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
+  sasl: Config.all({
+    mechanism: Config.schema(Schema.Literals(["plain", "scram-sha-256", "scram-sha-512"]), "KAFKA_SASL_MECHANISM"),
+    username: Config.String("KAFKA_SASL_USERNAME"),
+    password: Config.Redacted("KAFKA_SASL_PASSWORD")
+  }).pipe(Config.option, Config.map(Option.getOrUndefined))
+})
+
+/** The kafkajs `Producer` layer, configured from the environment (see `config`). */
+export const layerConfig = (
+  overrides: Partial<KafkaJsConfig> = {}
+): Layer.Layer<Producer, PublishError | Config.ConfigError> =>
+  Layer.effect(
+    Producer,
+    Effect.gen(function* () {
+      const fromEnv = yield* config
+      return yield* make({ ...fromEnv, ...overrides })
+    })
+  )

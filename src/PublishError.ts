@@ -1,0 +1,100 @@
+/**
+ * The typed error channel of a publish.
+ *
+ * Every failure is either `Retriable` (trying again may succeed: the broker is unavailable, a request
+ * timed out, a leader is moving) or `Fatal` (trying again cannot succeed: the event is invalid, the record
+ * is too large, the topic is invalid or not authorised, authentication failed). The `reason` says which row
+ * of the classification table (see `ErrorClassification`) matched; the original driver error is kept as
+ * `cause`.
+ *
+ * `ambiguous` is true when the record may have been written although the publish failed (a request timed out
+ * or the connection broke after the request was sent, or the delivery timeout expired). Resending such a
+ * record can duplicate it; receipts of publishes that succeeded after an ambiguous attempt say so.
+ */
+import { Data, Schema } from "effect"
+
+export const RetriableReason = Schema.Literals([
+  "BrokerUnavailable",
+  "ConnectionClosed",
+  "RequestTimeout",
+  "LeaderNotAvailable",
+  "NotLeader",
+  "NotEnoughReplicas",
+  "UnknownTopicOrPartition",
+  "Throttled",
+  "DeliveryTimeout",
+  "Unknown"
+])
+export type RetriableReason = typeof RetriableReason.Type
+
+export const FatalReason = Schema.Literals([
+  "SchemaInvalid",
+  "InvalidRecord",
+  "RecordTooLarge",
+  "RecordListTooLarge",
+  "InvalidTopic",
+  "UnknownTopic",
+  "TopicAuthorizationFailed",
+  "ClusterAuthorizationFailed",
+  "AuthenticationFailed",
+  "UnsupportedVersion",
+  "InvalidConfig",
+  "ProducerFenced",
+  "Unknown"
+])
+export type FatalReason = typeof FatalReason.Type
+
+const commonFields = {
+  message: Schema.String,
+  topic: Schema.optional(Schema.String),
+  partition: Schema.optional(Schema.Number),
+  cause: Schema.optional(Schema.Defect())
+}
+
+/** A failure that may succeed when tried again. */
+export class Retriable extends Schema.TaggedError<Retriable>()("Retriable", {
+  ...commonFields,
+  reason: RetriableReason,
+  ambiguous: Schema.Boolean
+}) {}
+
+/** A failure that cannot succeed when tried again: retrying it would only be a retry storm. */
+export class Fatal extends Schema.TaggedError<Fatal>()("Fatal", {
+  ...commonFields,
+  reason: FatalReason
+}) {}
+
+/** What a `Producer` (any driver) fails with. */
+export type PublishError = Retriable | Fatal
+
+/** The publisher's scope is closing or closed: the event was not accepted, nothing was sent. */
+export class PublisherClosed extends Schema.TaggedError<PublisherClosed>()("PublisherClosed", {
+  message: Schema.String,
+  topic: Schema.String
+}) {}
+
+/**
+ * The record could not be delivered and the dead-letter write failed too. Both causes are kept:
+ * nothing is swallowed.
+ */
+export class DeadLetterFailed extends Schema.TaggedError<DeadLetterFailed>()("DeadLetterFailed", {
+  message: Schema.String,
+  topic: Schema.String,
+  deadLetterTopic: Schema.String,
+  original: Schema.Union([Retriable, Fatal]),
+  deadLetterError: Schema.Union([Retriable, Fatal])
+}) {}
+
+export const isRetriable = (error: unknown): error is Retriable =>
+  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Retriable"
+
+export const isFatal = (error: unknown): error is Fatal =>
+  typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Fatal"
+
+/** `publishAll` settled every event and some failed: the receipts of the others are kept, by index. */
+export class PublishAllFailed extends Data.TaggedError("PublishAllFailed")<{
+  readonly message: string
+  readonly topic: string
+  readonly receipts: ReadonlyArray<unknown>
+  readonly failures: ReadonlyArray<{ readonly index: number; readonly error: unknown }>
+}> {}

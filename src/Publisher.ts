@@ -1,0 +1,245 @@
+/**
+ * The service users call: `publish(topic, event)` validates and encodes the event, sends it, retries
+ * `Retriable` failures on the `RetryPolicy`, bounds the whole publish by the delivery timeout, and routes
+ * `Fatal` failures and exhausted retries to the dead-letter topic. It answers a `Receipt`
+ * (`Delivered` / `DeadLettered`) or a typed error.
+ *
+ * Lifecycle: a `Publisher` is a scoped resource. Once a publish is accepted (the event encoded and the
+ * publisher open) it runs to its end in a fiber owned by the publisher, not by the caller: interrupting the
+ * caller does not abandon a record half-way. Closing the scope (SIGINT/SIGTERM under `NodeRuntime.runMain`)
+ * stops new publishes with `PublisherClosed`, waits up to `shutdownTimeout` for the accepted ones, and only
+ * then lets the `Producer` layer below disconnect.
+ *
+ * ## Which layer retries what (the idempotence decision)
+ *
+ * With idempotence on (the default), the driver retries an in-flight produce request itself with the same
+ * producer id and sequence numbers, so the broker drops a copy it already wrote. A broker pause, a leader
+ * change or a lost connection is absorbed there, without duplicates, as long as the driver's own retries
+ * last (kafkajs: `retry` in the driver config; a request waits up to `requestTimeout`, 30 s, for a paused
+ * broker). Only when the driver gives up does the failure reach this layer.
+ *
+ * This layer's retries resend the record, as a new request with new sequence numbers. That is safe when
+ * the broker certainly did not write it (connection refused, not leader, not enough replicas, unknown topic
+ * while it is being created): the error has `ambiguous: false`. After an ambiguous failure (request
+ * timeout, connection closed mid-request, `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, delivery timeout) a resend
+ * may duplicate the record: the resulting receipt says `possibleDuplicate: true`, and a dead-lettered one
+ * carries the header `ambiguous: true`. Nothing ambiguous is silent.
+ */
+import { Context, Duration, Effect, Fiber, FiberSet, Layer, Result, Schedule, type Scope } from "effect"
+import * as DeadLetter from "./DeadLetter.ts"
+import { Producer, type ProducerRecord } from "./Producer.ts"
+import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
+import { type DeadLettered, Delivered, type Receipt } from "./Receipt.ts"
+import * as RetryPolicy from "./RetryPolicy.ts"
+import * as Topic from "./Topic.ts"
+
+/** Everything a publish can fail with. */
+export type PublishFailure = Retriable | Fatal | PublisherClosed | DeadLetterFailed
+
+export interface Options {
+  /** Application-level retries. Default `RetryPolicy.defaultPolicy`. */
+  readonly retry?: RetryPolicy.RetryPolicy | undefined
+  /** Dead-letter options, or `false` to fail with the error instead. Default: on, `<topic>.dlt`. */
+  readonly deadLetter?: DeadLetter.Options | false | undefined
+  /** Bounds one whole publish, retries included (Java: `delivery.timeout.ms`). Default 120 s. */
+  readonly deliveryTimeout?: Duration.Input | undefined
+  /** How long closing waits for accepted publishes. Default 30 s. */
+  readonly shutdownTimeout?: Duration.Input | undefined
+  /** Default concurrency of `publishAll`. Default 16. */
+  readonly concurrency?: number | undefined
+}
+
+export interface Publisher {
+  /** Validates, encodes and publishes one event. */
+  readonly publish: <A, I>(topic: Topic.Topic<A, I>, event: A) => Effect.Effect<Receipt, PublishFailure>
+  /**
+   * Publishes every event, at most `concurrency` at a time. Every event is settled (none is abandoned
+   * because another failed); if any failed, `PublishAllFailed` holds the failures and the other receipts.
+   */
+  readonly publishAll: <A, I>(
+    topic: Topic.Topic<A, I>,
+    events: Iterable<A>,
+    options?: { readonly concurrency?: number | undefined }
+  ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>
+  /** Publishes an already serialized record (no Schema): the same retries, dead-letter and lifecycle. */
+  readonly publishRecord: (record: ProducerRecord) => Effect.Effect<Receipt, PublishFailure>
+  /** Publishes accepted and not finished yet. */
+  readonly inFlight: Effect.Effect<number>
+}
+
+export const Publisher = Context.Service<Publisher>("effect-kafka-publisher/Publisher")
+
+export const defaults = {
+  deliveryTimeout: Duration.seconds(120),
+  shutdownTimeout: Duration.seconds(30),
+  concurrency: 16
+} as const
+
+const keyForLogs = (record: ProducerRecord): string | undefined =>
+  record.key === null ? undefined : Buffer.from(record.key).toString("utf8")
+
+export const make = (options: Options = {}): Effect.Effect<Publisher, never, Producer | Scope.Scope> =>
+  Effect.gen(function* () {
+    const producer = yield* Producer
+    const policy = options.retry ?? RetryPolicy.defaultPolicy
+    const deadLetter = options.deadLetter ?? {}
+    const deliveryTimeout = Duration.fromInputUnsafe(options.deliveryTimeout ?? defaults.deliveryTimeout)
+    const shutdownTimeout = Duration.fromInputUnsafe(options.shutdownTimeout ?? defaults.shutdownTimeout)
+    const defaultConcurrency = options.concurrency ?? defaults.concurrency
+
+    // Accepted publishes run here, owned by the publisher: the caller's interruption does not cut them off.
+    const accepted = yield* FiberSet.make<Receipt, PublishFailure>()
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        closed = true
+        const pending = yield* FiberSet.size(accepted)
+        if (pending === 0) return
+        yield* Effect.logInfo("publisher closing: waiting for accepted publishes").pipe(
+          Effect.annotateLogs({ inFlight: pending })
+        )
+        const drained = yield* FiberSet.awaitEmpty(accepted).pipe(Effect.timeoutOption(shutdownTimeout))
+        if (drained._tag === "None") {
+          yield* Effect.logError("publisher shutdown timeout: interrupting publishes still in flight").pipe(
+            Effect.annotateLogs({ inFlight: yield* FiberSet.size(accepted) })
+          )
+        }
+      })
+    )
+
+    const deliver = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
+      Effect.suspend((): Effect.Effect<Receipt, PublishFailure> => {
+        let attempts = 0
+        let ambiguousBefore = false
+        const attempt = Effect.suspend(() => {
+          attempts++
+          return producer.send([record])
+        }).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              if (error._tag === "Retriable" && error.ambiguous) ambiguousBefore = true
+            })
+          )
+        )
+        const logRetry = Schedule.tap(policy, ({ input, duration, attempt: retry }) =>
+          Effect.logWarning("publish failed, retrying").pipe(
+            Effect.annotateLogs({
+              topic: record.topic,
+              key: keyForLogs(record),
+              attempt: retry,
+              delayMs: Duration.toMillis(duration),
+              errorType: DeadLetter.errorType(input),
+              error: input.message
+            })
+          )
+        )
+        const delivered = attempt.pipe(
+          Effect.retry(logRetry),
+          Effect.timeoutOrElse({
+            duration: deliveryTimeout,
+            orElse: () =>
+              Effect.fail(
+                new Retriable({
+                  reason: "DeliveryTimeout",
+                  ambiguous: true,
+                  topic: record.topic,
+                  message: `delivery timeout: not delivered within ${Duration.format(deliveryTimeout)}`
+                })
+              )
+          }),
+          Effect.map(
+            ([metadata]) =>
+              new Delivered({
+                topic: metadata!.topic,
+                partition: metadata!.partition,
+                offset: metadata!.offset,
+                timestamp: metadata!.timestamp,
+                attempts,
+                possibleDuplicate: ambiguousBefore && attempts > 1
+              })
+          )
+        )
+        if (deadLetter === false) return delivered
+        return delivered.pipe(
+          DeadLetter.recover(producer, record, () => attempts, deadLetter),
+          Effect.tap((receipt) => (receipt._tag === "DeadLettered" ? logDeadLettered(record, receipt) : Effect.void)),
+          Effect.tapError((error) =>
+            error._tag === "DeadLetterFailed"
+              ? Effect.logError("publish failed and the dead-letter write failed too").pipe(
+                  Effect.annotateLogs({
+                    topic: record.topic,
+                    key: keyForLogs(record),
+                    deadLetterTopic: error.deadLetterTopic,
+                    errorType: DeadLetter.errorType(error.original),
+                    deadLetterErrorType: DeadLetter.errorType(error.deadLetterError)
+                  })
+                )
+              : Effect.void
+          )
+        )
+      })
+
+    const publishRecord = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
+      Effect.suspend(() => {
+        if (closed) {
+          return Effect.fail(
+            new PublisherClosed({ topic: record.topic, message: "the publisher is shutting down: not accepted" })
+          )
+        }
+        return FiberSet.run(accepted, deliver(record)).pipe(Effect.flatMap(Fiber.join))
+      })
+
+    const publish = <A, I>(topic: Topic.Topic<A, I>, event: A): Effect.Effect<Receipt, PublishFailure> =>
+      Effect.suspend(() =>
+        closed
+          ? Effect.fail(
+              new PublisherClosed({ topic: topic.name, message: "the publisher is shutting down: not accepted" })
+            )
+          : Topic.encode(topic, event).pipe(Effect.flatMap(publishRecord))
+      )
+
+    const publishAll = <A, I>(
+      topic: Topic.Topic<A, I>,
+      events: Iterable<A>,
+      opts?: { readonly concurrency?: number | undefined }
+    ): Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed> =>
+      Effect.forEach(events, (event) => Effect.result(publish(topic, event)), {
+        concurrency: opts?.concurrency ?? defaultConcurrency
+      }).pipe(
+        Effect.flatMap((results) => {
+          const failures: Array<{ index: number; error: PublishFailure }> = []
+          const receipts = results.map((result, index) => {
+            if (Result.isSuccess(result)) return result.success
+            failures.push({ index, error: result.failure })
+            return undefined
+          })
+          if (failures.length === 0) return Effect.succeed(receipts as ReadonlyArray<Receipt>)
+          return Effect.fail(
+            new PublishAllFailed({
+              message: `${failures.length} of ${results.length} events to ${topic.name} failed`,
+              topic: topic.name,
+              receipts,
+              failures
+            })
+          )
+        })
+      )
+
+    return Publisher.of({ publish, publishAll, publishRecord, inFlight: FiberSet.size(accepted) })
+  })
+
+const logDeadLettered = (record: ProducerRecord, receipt: DeadLettered) =>
+  Effect.logError("publish failed: record dead-lettered").pipe(
+    Effect.annotateLogs({
+      topic: record.topic,
+      key: keyForLogs(record),
+      deadLetterTopic: receipt.deadLetterTopic,
+      attempts: receipt.attempts,
+      errorType: DeadLetter.errorType(receipt.error),
+      error: receipt.error.message
+    })
+  )
+
+/** The Publisher over whichever `Producer` layer is provided (kafkajs, FakeKafka, ...). */
+export const layer = (options: Options = {}): Layer.Layer<Publisher, never, Producer> =>
+  Layer.effect(Publisher, make(options))

@@ -1,0 +1,108 @@
+/**
+ * A typed destination: a topic name paired with the Schema of its events, how the key is taken from an
+ * event, optional headers, and the serializer that turns the encoded event into bytes (JSON by default).
+ *
+ * `encode` is the first step of every publish: an event that does not encode, a key function that throws or
+ * a header value that is neither a string nor bytes is a `Fatal` error and nothing is sent.
+ */
+import { Effect, Schema } from "effect"
+import type { Headers, ProducerRecord } from "./Producer.ts"
+import { Fatal } from "./PublishError.ts"
+
+/** Turns the Schema-encoded event into the record value. Bring your own for Avro, Protobuf, raw bytes... */
+export interface Serializer<in I> {
+  readonly contentType: string
+  readonly serialize: (encoded: I) => Uint8Array
+}
+
+const textEncoder = new TextEncoder()
+
+/** UTF-8 JSON, the default. */
+export const json: Serializer<unknown> = {
+  contentType: "application/json",
+  serialize: (encoded) => textEncoder.encode(JSON.stringify(encoded))
+}
+
+/** The encoded event is already bytes (a `Uint8Array` schema): written as they are. */
+export const bytes: Serializer<Uint8Array> = {
+  contentType: "application/octet-stream",
+  serialize: (encoded) => encoded
+}
+
+export type KeyValue = string | Uint8Array | null | undefined
+
+export interface Topic<A, I = A> {
+  readonly name: string
+  readonly schema: Schema.Codec<A, I>
+  readonly key: (event: A) => KeyValue
+  readonly headers: (event: A) => Headers
+  readonly serializer: Serializer<I>
+}
+
+export interface Options<A, I> {
+  readonly name: string
+  readonly schema: Schema.Codec<A, I>
+  /** The record key (the partitioning key). Default: no key. */
+  readonly key?: ((event: A) => KeyValue) | undefined
+  /** Headers for each record. Default: none. */
+  readonly headers?: ((event: A) => Headers) | undefined
+  /** Default: `json`. */
+  readonly serializer?: Serializer<I> | undefined
+}
+
+const noKey = (): KeyValue => null
+const noHeaders = (): Headers => ({})
+
+export const make = <A, I>(options: Options<A, I>): Topic<A, I> => ({
+  name: options.name,
+  schema: options.schema,
+  key: options.key ?? noKey,
+  headers: options.headers ?? noHeaders,
+  serializer: options.serializer ?? (json as Serializer<I>)
+})
+
+const toBytes = (value: string | Uint8Array): Uint8Array =>
+  typeof value === "string" ? textEncoder.encode(value) : value
+
+const invalid = (topic: string, reason: "SchemaInvalid" | "InvalidRecord", message: string, cause?: unknown) =>
+  new Fatal({ reason, topic, message, ...(cause === undefined ? {} : { cause }) })
+
+const checkHeaders = (topic: string, headers: Headers): Fatal | undefined => {
+  for (const name in headers) {
+    const value: unknown = headers[name]
+    if (typeof value !== "string" && !(value instanceof Uint8Array)) {
+      return invalid(topic, "InvalidRecord", `header "${name}" must be a string or bytes, got ${typeof value}`)
+    }
+  }
+  return undefined
+}
+
+/** Validates and serializes one event into the record the driver writes. */
+export const encode = <A, I>(topic: Topic<A, I>, event: A): Effect.Effect<ProducerRecord, Fatal> =>
+  Schema.encodeEffect(topic.schema)(event).pipe(
+    Effect.mapError((error) => invalid(topic.name, "SchemaInvalid", error.message, error)),
+    Effect.flatMap((encoded) =>
+      Effect.try({
+        try: () => {
+          const key = topic.key(event)
+          const headers = topic.headers(event)
+          return { key: key === null || key === undefined ? null : toBytes(key), headers }
+        },
+        catch: (cause) => invalid(topic.name, "InvalidRecord", `key or headers function threw: ${String(cause)}`, cause)
+      }).pipe(
+        Effect.flatMap(({ key, headers }) => {
+          const bad = checkHeaders(topic.name, headers)
+          if (bad) return Effect.fail(bad)
+          return Effect.try({
+            try: (): ProducerRecord => ({
+              topic: topic.name,
+              key,
+              value: topic.serializer.serialize(encoded),
+              headers
+            }),
+            catch: (cause) => invalid(topic.name, "SchemaInvalid", `serializer failed: ${String(cause)}`, cause)
+          })
+        })
+      )
+    )
+  )

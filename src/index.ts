@@ -1,0 +1,15 @@
+/**
+ * effect-kafka-publisher: reliable, Schema-typed event publishing to Apache Kafka for Effect applications.
+ *
+ * Follow one publish: `Publisher` -> `Topic.encode` -> `Producer.send` (a driver: `KafkaJsProducer`, or
+ * `FakeKafka` from "effect-kafka-publisher/testing") -> `RetryPolicy` -> `DeadLetter` -> a `Receipt`.
+ */
+export * as DeadLetter from "./DeadLetter.ts"
+export * as ErrorClassification from "./ErrorClassification.ts"
+export * as KafkaJsProducer from "./KafkaJsProducer.ts"
+export * as Producer from "./Producer.ts"
+export * as PublishError from "./PublishError.ts"
+export * as Publisher from "./Publisher.ts"
+export * as Receipt from "./Receipt.ts"
+export * as RetryPolicy from "./RetryPolicy.ts"
+export * as Topic from "./Topic.ts"
