@@ -101,7 +101,12 @@ export const send = (
       attempts,
       error
     })
-  })
+  }).pipe(
+    Effect.withSpan("dead-letter", {
+      kind: "producer",
+      attributes: { "messaging.system": "kafka", "messaging.operation.name": "send", "error.type": errorType(error) }
+    })
+  )
 
 /**
  * Error recovery: a `Retriable` (retries exhausted) or `Fatal` failure of `self` dead-letters `record`.

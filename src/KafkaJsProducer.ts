@@ -36,11 +36,11 @@ export interface Sasl {
 }
 
 export interface DriverRetry {
-  /** Retries of one in-flight request inside kafkajs (same sequence numbers). Default 8. */
+  /** Retries of one in-flight request inside kafkajs (same sequence numbers). Default 5. */
   readonly retries?: number | undefined
   /** Default 100 ms. */
   readonly initialRetryTime?: Duration.Input | undefined
-  /** Longest wait between two of those retries. Default 5 s. */
+  /** Longest wait between two of those retries. Default 2 s (so 5 retries wait about 3 s in all). */
   readonly maxRetryTime?: Duration.Input | undefined
 }
 
@@ -75,7 +75,7 @@ export const defaults = {
   connectionTimeout: Duration.seconds(3),
   autoCreateTopics: true,
   compression: "none",
-  retry: { retries: 8, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(5) }
+  retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
 } as const
 
 const acksValue = { all: -1, leader: 1, none: 0 } as const
@@ -92,6 +92,16 @@ const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fro
 
 const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
   bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/** kafkajs writes only Buffer or string header values. */
+const toHeaders = (headers: ProducerRecord["headers"]): kafkajs.IHeaders => {
+  const out: kafkajs.IHeaders = {}
+  for (const name in headers) {
+    const value = headers[name]!
+    out[name] = typeof value === "string" ? value : toBuffer(value)!
+  }
+  return out
+}
 
 /** kafkajs options from the config. The password is unwrapped here and nowhere else. */
 export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
@@ -209,7 +219,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           const message = {
             key: toBuffer(record.key),
             value: toBuffer(record.value),
-            headers: record.headers as kafkajs.IHeaders,
+            headers: toHeaders(record.headers),
             timestamp: String(timestampMs),
             timestampMs,
             ...(record.partition === undefined ? {} : { partition: record.partition })

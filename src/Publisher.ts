@@ -25,13 +25,15 @@
  * may duplicate the record: the resulting receipt says `possibleDuplicate: true`, and a dead-lettered one
  * carries the header `ambiguous: true`. Nothing ambiguous is silent.
  */
-import { Context, Duration, Effect, Fiber, FiberSet, Layer, Result, Schedule, type Scope } from "effect"
+import { Clock, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Result, Schedule, type Scope } from "effect"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Producer, type ProducerRecord } from "./Producer.ts"
 import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
 import { type DeadLettered, Delivered, type Receipt } from "./Receipt.ts"
+import * as PublisherMetrics from "./PublisherMetrics.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import * as Topic from "./Topic.ts"
+import * as TraceContext from "./TraceContext.ts"
 
 /** Everything a publish can fail with. */
 export type PublishFailure = Retriable | Fatal | PublisherClosed | DeadLetterFailed
@@ -123,6 +125,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         )
         const logRetry = Schedule.tap(policy, ({ input, duration, attempt: retry }) =>
           Effect.logWarning("publish failed, retrying").pipe(
+            Effect.andThen(PublisherMetrics.recordRetry(record.topic, DeadLetter.errorType(input))),
             Effect.annotateLogs({
               topic: record.topic,
               key: keyForLogs(record),
@@ -186,8 +189,61 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
             new PublisherClosed({ topic: record.topic, message: "the publisher is shutting down: not accepted" })
           )
         }
-        return FiberSet.run(accepted, deliver(record)).pipe(Effect.flatMap(Fiber.join))
+        return FiberSet.run(accepted, observed(record)).pipe(Effect.flatMap(Fiber.join))
       })
+
+    /**
+     * One PRODUCER span per publish ("send <topic>", OpenTelemetry messaging conventions) whose context is
+     * injected into the record headers, plus the metrics. Retries show as span events (their log lines).
+     */
+    const observed = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
+      Effect.gen(function* () {
+        const started = yield* Clock.currentTimeMillis
+        const span = yield* Effect.option(Effect.currentSpan)
+        const traced = Option.isSome(span)
+          ? { ...record, headers: { ...record.headers, ...TraceContext.inject(span.value) } }
+          : record
+        yield* PublisherMetrics.setInFlight(yield* FiberSet.size(accepted))
+        const exit = yield* Effect.exit(deliver(traced))
+        const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
+        yield* PublisherMetrics.setInFlight((yield* FiberSet.size(accepted)) - 1)
+        if (exit._tag === "Success") {
+          const receipt = exit.value
+          if (receipt._tag === "Delivered") {
+            yield* PublisherMetrics.recordDelivered(record.topic, seconds)
+            yield* Effect.annotateCurrentSpan({
+              "messaging.destination.partition.id": String(receipt.partition),
+              "messaging.kafka.offset": receipt.offset,
+              "messaging.kafka.attempts": receipt.attempts
+            })
+          } else {
+            const errorType = DeadLetter.errorType(receipt.error)
+            yield* PublisherMetrics.recordDeadLettered(record.topic, errorType, seconds)
+            yield* Effect.annotateCurrentSpan({
+              "error.type": errorType,
+              "messaging.kafka.dead_letter.topic": receipt.deadLetterTopic,
+              "messaging.kafka.attempts": receipt.attempts
+            })
+          }
+        } else {
+          const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
+          const errorType = error === undefined ? "Interrupted" : failureType(error)
+          yield* PublisherMetrics.recordFailed(record.topic, errorType, seconds)
+          yield* Effect.annotateCurrentSpan({ "error.type": errorType })
+        }
+        return yield* exit
+      }).pipe(
+        Effect.withSpan(`send ${record.topic}`, {
+          kind: "producer",
+          attributes: {
+            "messaging.system": "kafka",
+            "messaging.operation.name": "send",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": record.topic,
+            ...(record.key === null ? {} : { "messaging.kafka.message.key": keyForLogs(record) })
+          }
+        })
+      )
 
     const publish = <A, I>(topic: Topic.Topic<A, I>, event: A): Effect.Effect<Receipt, PublishFailure> =>
       Effect.suspend(() =>
@@ -227,6 +283,9 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
 
     return Publisher.of({ publish, publishAll, publishRecord, inFlight: FiberSet.size(accepted) })
   })
+
+const failureType = (error: PublishFailure): string =>
+  error._tag === "Retriable" || error._tag === "Fatal" ? DeadLetter.errorType(error) : error._tag
 
 const logDeadLettered = (record: ProducerRecord, receipt: DeadLettered) =>
   Effect.logError("publish failed: record dead-lettered").pipe(

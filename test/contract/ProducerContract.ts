@@ -1,0 +1,220 @@
+/**
+ * The contract suite: the same behavioural tests against FakeKafka and against a real broker, so the fake
+ * stays honest. A harness provides a `Producer` plus a `ContractBroker` (topic creation and read-back) for
+ * the broker under test.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Exit, type Layer, Schema } from "effect"
+import kafkajs from "kafkajs"
+import * as DeadLetter from "../../src/DeadLetter.ts"
+import { Producer } from "../../src/Producer.ts"
+import type { PublishError } from "../../src/PublishError.ts"
+import * as Publisher from "../../src/Publisher.ts"
+import * as RetryPolicy from "../../src/RetryPolicy.ts"
+import * as Topic from "../../src/Topic.ts"
+import type { ReadRecord } from "../../src/testing/TopicReader.ts"
+
+export interface ContractBrokerShape {
+  readonly createTopic: (
+    name: string,
+    options: { readonly partitions: number; readonly maxMessageBytes?: number }
+  ) => Effect.Effect<void, unknown>
+  readonly readBack: (topic: string) => Effect.Effect<ReadonlyArray<ReadRecord>, unknown>
+}
+
+export class ContractBroker extends Context.Service<ContractBroker, ContractBrokerShape>()(
+  "test/ContractBroker"
+) {}
+
+export type HarnessLayer = (options: {
+  readonly autoCreateTopics: boolean
+}) => Layer.Layer<Producer | ContractBroker, unknown>
+
+const decoder = new TextDecoder()
+const text = (bytes: Uint8Array | null | undefined) => (bytes == null ? null : decoder.decode(bytes))
+
+/** The partition kafkajs's default (Java-compatible murmur2) partitioner picks for a key. */
+export const expectedPartition = (key: string, partitions: number): number =>
+  kafkajs.Partitioners.DefaultPartitioner()({
+    topic: "any",
+    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
+      partitionId,
+      leader: 0,
+      replicas: [0],
+      isr: [0],
+      partitionErrorCode: 0
+    })),
+    message: { key: Buffer.from(key), value: null }
+  })
+
+const uniqueTopic = (prefix: string) => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`
+
+class Order extends Schema.Class<Order>("Order")({
+  orderId: Schema.String,
+  userId: Schema.String,
+  amountCents: Schema.Int
+}) {}
+
+const ordersTopic = (name: string) =>
+  Topic.make({
+    name,
+    schema: Order,
+    key: (order) => order.userId,
+    headers: (order) => ({ eventType: "OrderPlaced", orderId: order.orderId, binary: new Uint8Array([0, 255, 7]) })
+  })
+
+const twentyOrders = Array.from(
+  { length: 20 },
+  (_, i) => new Order({ orderId: `order-${i + 1}`, userId: `user-${(i % 5) + 1}`, amountCents: 100 + i })
+)
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  if (!reason) throw new Error(`expected a typed failure, got ${exit.cause}`)
+  return reason.error
+}
+
+/** Offsets of each partition, in read order. */
+const offsetsByPartition = (records: ReadonlyArray<ReadRecord>) => {
+  const byPartition = new Map<number, Array<number>>()
+  for (const r of records) byPartition.set(r.partition, [...(byPartition.get(r.partition) ?? []), Number(r.offset)])
+  return byPartition
+}
+
+export const producerContract = (name: string, harness: HarnessLayer, options: { timeout?: number } = {}) =>
+  describe(`Producer contract: ${name}`, { timeout: options.timeout ?? 60_000 }, () => {
+    const withBroker = <A, E>(effect: Effect.Effect<A, E, Producer | ContractBroker | Publisher.Publisher>) =>
+      effect.pipe(
+        Effect.provide(Publisher.layer({ retry: RetryPolicy.make({ maxAttempts: 3, jitter: false }) })),
+        Effect.provide(harness({ autoCreateTopics: true }))
+      )
+
+    it.live("keys land on the murmur2 partition; offsets are continuous; headers round-trip", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const publisher = yield* Publisher.Publisher
+          const name = uniqueTopic("contract-orders")
+          yield* broker.createTopic(name, { partitions: 3 })
+          const receipts = yield* publisher.publishAll(ordersTopic(name), twentyOrders, { concurrency: 1 })
+
+          assert.strictEqual(receipts.length, 20)
+          receipts.forEach((receipt, i) => {
+            assert.strictEqual(receipt._tag, "Delivered")
+            assert.strictEqual(receipt.partition, expectedPartition(twentyOrders[i]!.userId, 3), `order ${i + 1}`)
+          })
+
+          const records = yield* broker.readBack(name)
+          assert.strictEqual(records.length, 20)
+          for (const [, offsets] of offsetsByPartition(records)) {
+            assert.deepStrictEqual(
+              offsets,
+              offsets.map((_, i) => i),
+              "offsets 0..n-1 per partition"
+            )
+          }
+          // every receipt points at the record it wrote
+          const byPosition = new Map(records.map((r) => [`${r.partition}/${r.offset}`, r]))
+          receipts.forEach((receipt, i) => {
+            const record = byPosition.get(`${receipt.partition}/${receipt.offset}`)
+            assert.isDefined(record, `record for receipt ${i + 1}`)
+            assert.strictEqual(text(record!.key), twentyOrders[i]!.userId)
+            assert.deepStrictEqual(JSON.parse(text(record!.value)!), {
+              orderId: `order-${i + 1}`,
+              userId: twentyOrders[i]!.userId,
+              amountCents: 100 + i
+            })
+            assert.strictEqual(text(record!.headers.eventType), "OrderPlaced")
+            assert.strictEqual(text(record!.headers.orderId), `order-${i + 1}`)
+            assert.deepStrictEqual([...record!.headers.binary!], [0, 255, 7])
+          })
+        })
+      )
+    )
+
+    it.live("an oversize record is Fatal RecordTooLarge, not retried, and dead-lettered with its headers", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const publisher = yield* Publisher.Publisher
+          const name = uniqueTopic("contract-small")
+          yield* broker.createTopic(name, { partitions: 1, maxMessageBytes: 1024 })
+          yield* broker.createTopic(DeadLetter.defaultTopicName(name), { partitions: 1 })
+          const big = Topic.make({ name, schema: Schema.String, key: () => "big-key" })
+          const receipt = yield* publisher.publish(big, "x".repeat(4096))
+
+          assert.strictEqual(receipt._tag, "DeadLettered")
+          if (receipt._tag !== "DeadLettered") return
+          assert.strictEqual(receipt.error._tag, "Fatal")
+          assert.strictEqual(receipt.error.reason, "RecordTooLarge")
+          assert.strictEqual(receipt.attempts, 1)
+
+          assert.strictEqual((yield* broker.readBack(name)).length, 0)
+          const [dead, ...rest] = yield* broker.readBack(receipt.deadLetterTopic)
+          assert.strictEqual(rest.length, 0)
+          assert.strictEqual(text(dead!.key), "big-key")
+          assert.strictEqual(text(dead!.value), JSON.stringify("x".repeat(4096)))
+          assert.strictEqual(text(dead!.headers.errorType), "Fatal.RecordTooLarge")
+          assert.strictEqual(text(dead!.headers.originalTopic), name)
+          assert.strictEqual(text(dead!.headers.attempts), "1")
+          assert.isTrue(Number.isFinite(Date.parse(text(dead!.headers.failedAt)!)))
+          assert.isNotEmpty(text(dead!.headers.errorMessage))
+        })
+      )
+    )
+
+    it.live("an invalid topic name is Fatal InvalidTopic; its dead-letter write fails too, both causes kept", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const producer = yield* Producer
+          const publisher = yield* Publisher.Publisher
+          const record = { topic: "not a valid/topic", key: null, value: new Uint8Array([1]), headers: {} }
+          const error = failureOf(yield* Effect.exit(producer.send([record]))) as PublishError
+          assert.strictEqual(error._tag, "Fatal")
+          assert.strictEqual(error.reason, "InvalidTopic")
+
+          const both = failureOf(yield* Effect.exit(publisher.publishRecord(record)))
+          assert.strictEqual(both._tag, "DeadLetterFailed")
+          if (both._tag !== "DeadLetterFailed") return
+          assert.strictEqual(both.original.reason, "InvalidTopic")
+          assert.strictEqual(both.deadLetterError.reason, "InvalidTopic")
+        })
+      )
+    )
+
+    it.live("an unknown topic with auto-create off is Fatal UnknownTopic", () =>
+      Effect.gen(function* () {
+        const producer = yield* Producer
+        const record = { topic: uniqueTopic("contract-missing"), key: null, value: new Uint8Array([1]), headers: {} }
+        const error = failureOf(yield* Effect.exit(producer.send([record]))) as PublishError
+        assert.strictEqual(error._tag, "Fatal")
+        assert.strictEqual(error.reason, "UnknownTopic")
+      }).pipe(Effect.provide(harness({ autoCreateTopics: false })))
+    )
+
+    it.live("a batch answers one receipt per record, in input order", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const producer = yield* Producer
+          const name = uniqueTopic("contract-batch")
+          yield* broker.createTopic(name, { partitions: 2 })
+          const records = Array.from({ length: 10 }, (_, i) => ({
+            topic: name,
+            key: Buffer.from(`k${i % 3}`),
+            value: Buffer.from(`v${i}`),
+            headers: {}
+          }))
+          const metadata = yield* producer.send(records)
+          assert.strictEqual(metadata.length, 10)
+          const read = yield* broker.readBack(name)
+          const byPosition = new Map(read.map((r) => [`${r.partition}/${r.offset}`, text(r.value)]))
+          metadata.forEach((m, i) => {
+            assert.strictEqual(m.partition, expectedPartition(`k${i % 3}`, 2))
+            assert.strictEqual(byPosition.get(`${m.partition}/${m.offset}`), `v${i}`)
+          })
+        })
+      )
+    )
+  })

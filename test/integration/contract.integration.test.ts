@@ -1,0 +1,8 @@
+// The contract suite against the real broker of this run (the same tests run on FakeKafka in test/unit).
+import { producerContract } from "../contract/ProducerContract.ts"
+import { bootstrapServers, describeWithKafka } from "./broker.ts"
+import { realHarness } from "./realHarness.ts"
+
+describeWithKafka("real broker", () => {
+  producerContract("kafkajs on Apache Kafka", realHarness(bootstrapServers()), { timeout: 120_000 })
+})
