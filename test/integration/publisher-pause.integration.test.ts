@@ -64,13 +64,17 @@ describeWithKafka("publishing through a broker pause", () => {
       const unique = new Set(ids)
       const duplicates = ids.length - unique.size
       const lost = events.filter((e) => !unique.has(e.id)).length
-      console.log(`pause ${Duration.format(Duration.fromInputUnsafe(pause))}: published ${total}, records ${records.length}, duplicates ${duplicates}, lost ${lost}`)
+      console.log(
+        `pause ${Duration.format(Duration.fromInputUnsafe(pause))}: published ${total}, records ${records.length}, duplicates ${duplicates}, lost ${lost}`
+      )
       assert.strictEqual(duplicates, 0)
       assert.strictEqual(lost, 0)
       assert.strictEqual(records.length, total)
     }).pipe(
       Effect.provide(
-        Publisher.layer().pipe(Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "pause-test" })))
+        Publisher.layer().pipe(
+          Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "pause-test" }))
+        )
       )
     )
 

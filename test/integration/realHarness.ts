@@ -18,7 +18,9 @@ export const createTopic = (
         numPartitions: options.partitions,
         replicationFactor: options.replicationFactor ?? 1,
         configEntries:
-          options.maxMessageBytes === undefined ? [] : [{ name: "max.message.bytes", value: String(options.maxMessageBytes) }]
+          options.maxMessageBytes === undefined
+            ? []
+            : [{ name: "max.message.bytes", value: String(options.maxMessageBytes) }]
       }
     ])
   )
