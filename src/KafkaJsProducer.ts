@@ -307,17 +307,8 @@ const brokerList = Schema.String.check(
   })
 )
 
-/**
- * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
- * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
- * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip),
- * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
- * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
- */
-export const config: Config.Config<KafkaJsConfig> = Config.all({
-  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
-    Config.map((list) => list.split(",").map((broker) => broker.trim()))
-  ),
+/** Everything but the brokers, for callers that name the brokers themselves. */
+const optionsConfig = Config.all({
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault(defaults.clientId)),
   acks: Config.schema(Schema.Literals(["all", "leader", "none"]), "KAFKA_ACKS").pipe(
     Config.withDefault("all" as const)
@@ -337,6 +328,20 @@ export const config: Config.Config<KafkaJsConfig> = Config.all({
   }).pipe(Config.option, Config.map(Option.getOrUndefined))
 })
 
+/**
+ * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
+ * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
+ * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip),
+ * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
+ * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
+ */
+export const config: Config.Config<KafkaJsConfig> = Config.all({
+  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
+    Config.map((list) => list.split(",").map((broker) => broker.trim()))
+  ),
+  options: optionsConfig
+}).pipe(Config.map(({ brokers, options }) => ({ ...options, brokers })))
+
 /** The kafkajs `Producer` layer, configured from the environment (see `config`). */
 export const layerConfig = (
   overrides: Partial<KafkaJsConfig> = {}
@@ -344,7 +349,8 @@ export const layerConfig = (
   Layer.effect(
     Producer,
     Effect.gen(function* () {
-      const fromEnv = yield* config
+      const fromEnv: KafkaJsConfig =
+        overrides.brokers === undefined ? yield* config : { ...(yield* optionsConfig), brokers: overrides.brokers }
       return yield* make({ ...fromEnv, ...overrides })
     })
   )

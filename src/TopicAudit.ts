@@ -1,0 +1,84 @@
+/**
+ * Checks what a topic holds: how many records, duplicates (the same event id header, or the same key and
+ * value when there is no such header), and gaps in the offsets of each partition. The `verify` command
+ * prints this; tests assert on it.
+ */
+export interface AuditRecord {
+  readonly partition: number
+  readonly offset: string
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  readonly headers: Readonly<Record<string, Uint8Array>>
+}
+
+export interface Gap {
+  readonly partition: number
+  /** The offset after which records are missing. */
+  readonly after: string
+  /** The next offset present. */
+  readonly next: string
+}
+
+export interface Report {
+  readonly count: number
+  readonly partitions: ReadonlyArray<{
+    readonly partition: number
+    readonly count: number
+    readonly first: string
+    readonly last: string
+  }>
+  /** Records beyond the first of each identity. */
+  readonly duplicates: number
+  /** Identities seen more than once (at most 20 listed). */
+  readonly duplicateIds: ReadonlyArray<string>
+  readonly gaps: ReadonlyArray<Gap>
+  readonly expected: number | undefined
+  /** Count as expected (when given), no duplicates, no gaps. */
+  readonly ok: boolean
+}
+
+export interface Options {
+  /** Expected record count. */
+  readonly expect?: number | undefined
+  /** Header that carries a unique event id. Default "eventId"; without it, key + value identify a record. */
+  readonly idHeader?: string | undefined
+}
+
+const hex = (bytes: Uint8Array | null | undefined) => (bytes == null ? "-" : Buffer.from(bytes).toString("base64"))
+
+export const audit = (records: ReadonlyArray<AuditRecord>, options: Options = {}): Report => {
+  const idHeader = options.idHeader ?? "eventId"
+  const seen = new Map<string, number>()
+  const byPartition = new Map<number, Array<bigint>>()
+  for (const record of records) {
+    const id = record.headers[idHeader]
+    const identity = id === undefined ? `${hex(record.key)}/${hex(record.value)}` : Buffer.from(id).toString("utf8")
+    seen.set(identity, (seen.get(identity) ?? 0) + 1)
+    const offsets = byPartition.get(record.partition) ?? []
+    offsets.push(BigInt(record.offset))
+    byPartition.set(record.partition, offsets)
+  }
+  const gaps: Array<Gap> = []
+  const partitions = [...byPartition.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([partition, offsets]) => {
+      offsets.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+      for (let i = 1; i < offsets.length; i++) {
+        if (offsets[i]! !== offsets[i - 1]! + 1n) {
+          gaps.push({ partition, after: String(offsets[i - 1]), next: String(offsets[i]) })
+        }
+      }
+      return { partition, count: offsets.length, first: String(offsets[0]), last: String(offsets.at(-1)) }
+    })
+  const repeated = [...seen.entries()].filter(([, n]) => n > 1)
+  const duplicates = repeated.reduce((sum, [, n]) => sum + n - 1, 0)
+  return {
+    count: records.length,
+    partitions,
+    duplicates,
+    duplicateIds: repeated.slice(0, 20).map(([id]) => id),
+    gaps,
+    expected: options.expect,
+    ok: (options.expect === undefined || options.expect === records.length) && duplicates === 0 && gaps.length === 0
+  }
+}
