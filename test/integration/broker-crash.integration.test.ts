@@ -1,0 +1,76 @@
+// Issue 7, broker crash: kill -9 the only broker mid-stream, restart it, and account for every event.
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import * as Publisher from "../../src/Publisher.ts"
+import * as Topic from "../../src/Topic.ts"
+import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
+import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { createTopic } from "./realHarness.ts"
+import { count, summary } from "./reliabilityCounts.ts"
+
+class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
+
+describeWithKafka("broker crash (kill -9) and restart", () => {
+  let cluster: KafkaCluster
+  beforeAll(async () => {
+    // a shorter broker session, so the restarted broker may register again sooner (default 9 s)
+    cluster = await startCluster({
+      version: kafkaVersion(),
+      nodes: 1,
+      extraProps: { "broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000 }
+    })
+  })
+  afterAll(async () => {
+    await cluster?.stop()
+  })
+
+  describe("2,000 publishes, 50 at a time", () => {
+    it.live(
+      "every event ends in the topic, the dead-letter topic or a typed error; nothing lost, nothing silent",
+      () =>
+        Effect.gen(function* () {
+          const name = `crash-${Date.now()}`
+          yield* createTopic(cluster.brokers, name, { partitions: 3 })
+          yield* createTopic(cluster.brokers, `${name}.dlt`, { partitions: 1 })
+          const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
+          const publisher = yield* Publisher.Publisher
+          const total = 2000
+          let settled = 0
+          const crash = Effect.gen(function* () {
+            while (settled < 400) yield* Effect.sleep("5 millis")
+            yield* Effect.promise(() => cluster.kill(1))
+            yield* Effect.sleep("1 second")
+            yield* Effect.promise(() => cluster.restart(1))
+          })
+          const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${id % 7}` }))
+          const [outcomes] = yield* Effect.all(
+            [
+              Effect.forEach(
+                events,
+                (event) =>
+                  Effect.exit(publisher.publish(topic, event)).pipe(Effect.ensuring(Effect.sync(() => settled++))),
+                { concurrency: 50 }
+              ),
+              crash
+            ],
+            { concurrency: 2 }
+          )
+          const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
+          console.log(summary("kill -9 + restart", counts))
+          assert.strictEqual(counts.delivered + counts.deadLettered + counts.errors, total)
+          assert.strictEqual(counts.lost, 0, "no delivered or dead-lettered event missing")
+          assert.strictEqual(counts.duplicates, 0, "no unmarked duplicate")
+          assert.strictEqual(counts.silentlyWritten, 0, "no event reported failed (unambiguously) but written")
+          assert.isAbove(counts.delivered, 400, "the stream went on after the restart")
+        }).pipe(
+          Effect.provide(
+            Publisher.layer().pipe(
+              Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "crash" }))
+            )
+          )
+        ),
+      { timeout: 240_000 }
+    )
+  })
+})
