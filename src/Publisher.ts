@@ -123,19 +123,20 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
             })
           )
         )
-        const logRetry = Schedule.tap(policy, ({ input, duration, attempt: retry }) =>
-          Effect.logWarning("publish failed, retrying").pipe(
-            Effect.andThen(PublisherMetrics.recordRetry(record.topic, DeadLetter.errorType(input))),
+        const logRetry = Schedule.tap(policy, ({ input, duration, attempt: retry }) => {
+          const error = input as Retriable // the policy lets nothing else through
+          return Effect.logWarning("publish failed, retrying").pipe(
+            Effect.andThen(PublisherMetrics.recordRetry(record.topic, DeadLetter.errorType(error))),
             Effect.annotateLogs({
               topic: record.topic,
               key: keyForLogs(record),
               attempt: retry,
               delayMs: Duration.toMillis(duration),
-              errorType: DeadLetter.errorType(input),
-              error: input.message
+              errorType: DeadLetter.errorType(error),
+              error: error.message
             })
           )
-        )
+        })
         const delivered = attempt.pipe(
           Effect.retry(logRetry),
           Effect.timeoutOrElse({

@@ -9,7 +9,7 @@
  * discussed in `Publisher` (the idempotence decision); drivers retry in-flight requests themselves.
  */
 import { Duration, Effect, Schedule } from "effect"
-import { isRetriable, type PublishError } from "./PublishError.ts"
+import { isRetriable } from "./PublishError.ts"
 
 export interface Options {
   /** Delay before the first retry. Default 100 ms. */
@@ -24,8 +24,11 @@ export interface Options {
   readonly jitter?: boolean | undefined
 }
 
-/** The input of a retry schedule is the failure; its output the delay it chose. */
-export type RetryPolicy = Schedule.Schedule<Duration.Duration, PublishError>
+/**
+ * The input of a retry schedule is the failure (any failure: the policy itself lets only `Retriable` ones
+ * through, so it composes with effects that fail in other ways too); its output is the delay it chose.
+ */
+export type RetryPolicy = Schedule.Schedule<Duration.Duration, unknown>
 
 export const defaults = {
   initialDelay: Duration.millis(100),
@@ -47,7 +50,7 @@ export const make = (options: Options = {}): RetryPolicy => {
     // cap after the jitter, so the cap really is the longest wait
     Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, maxDelay))),
     Schedule.upTo({ times: maxAttempts - 1 }),
-    Schedule.setInputType<PublishError>(),
+    Schedule.setInputType<unknown>(),
     Schedule.while(({ input }) => isRetriable(input))
   )
 }
