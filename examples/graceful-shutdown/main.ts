@@ -34,12 +34,14 @@ const worker = (workerId: number) =>
       // uninterruptible: a signal lets this publish finish (and be counted) before the worker stops
       yield* Effect.uninterruptible(
         Effect.exit(publisher.publish(ticks, new Tick({ id, workerId }))).pipe(
-          Effect.map((exit) => {
-            if (Exit.isSuccess(exit)) {
-              if (exit.value._tag === "Delivered") stats.delivered++
-              else stats.deadLettered++
-            } else stats.failed.push(id)
-          })
+          Effect.tap((exit) =>
+            Effect.sync(() => {
+              if (Exit.isSuccess(exit)) {
+                if (exit.value._tag === "Delivered") stats.delivered++
+                else stats.deadLettered++
+              } else stats.failed.push(id)
+            })
+          )
         )
       )
     }
@@ -47,7 +49,11 @@ const worker = (workerId: number) =>
 
 const run = Effect.gen(function* () {
   yield* Effect.logInfo("publishing until SIGINT/SIGTERM")
-  yield* Effect.forEach(Array.from({ length: 16 }, (_, i) => i), worker, { concurrency: "unbounded", discard: true })
+  yield* Effect.forEach(
+    Array.from({ length: 16 }, (_, i) => i),
+    worker,
+    { concurrency: "unbounded", discard: true }
+  )
 }).pipe(Effect.onInterrupt(() => Effect.sync(() => (signalledAt = Date.now()))))
 
 const report = Effect.sync(() => {

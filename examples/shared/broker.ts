@@ -23,7 +23,9 @@ export const producerLayer = (
     Effect.gen(function* () {
       const brokers = yield* brokersFromEnv
       if (Option.isNone(brokers)) {
-        yield* Effect.sync(() => console.error("broker: embedded in-memory Kafka (set KAFKA_BROKERS to use a real one)"))
+        yield* Effect.sync(() =>
+          console.error("broker: embedded in-memory Kafka (set KAFKA_BROKERS to use a real one)")
+        )
         return FakeKafka.layer(embedded)
       }
       yield* Effect.sync(() => console.error(`broker: ${brokers.value.join(",")}`))

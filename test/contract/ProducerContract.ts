@@ -22,9 +22,7 @@ export interface ContractBrokerShape {
   readonly readBack: (topic: string) => Effect.Effect<ReadonlyArray<ReadRecord>, unknown>
 }
 
-export class ContractBroker extends Context.Service<ContractBroker, ContractBrokerShape>()(
-  "test/ContractBroker"
-) {}
+export class ContractBroker extends Context.Service<ContractBroker, ContractBrokerShape>()("test/ContractBroker") {}
 
 export type HarnessLayer = (options: {
   readonly autoCreateTopics: boolean

@@ -1,0 +1,343 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Layer, Logger, Random, References, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { Fatal, Retriable } from "../../src/PublishError.ts"
+import * as Publisher from "../../src/Publisher.ts"
+import * as Topic from "../../src/Topic.ts"
+import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+
+class Order extends Schema.Class<Order>("Order")({
+  orderId: Schema.String,
+  userId: Schema.String,
+  amountCents: Schema.Int.check(Schema.isGreaterThan(0))
+}) {}
+
+const orders = Topic.make({ name: "orders", schema: Order, key: (o) => o.userId })
+const order = (n: number) => new Order({ orderId: `o-${n}`, userId: `user-${(n % 5) + 1}`, amountCents: 100 + n })
+const invalidOrder = new Order({ orderId: "bad", userId: "user-1", amountCents: -1 }, { disableChecks: true })
+
+const unavailable = new Retriable({ reason: "BrokerUnavailable", ambiguous: false, message: "broker down" })
+const tooLarge = new Fatal({ reason: "RecordTooLarge", message: "record too large" })
+
+// jitter factor 1 (r = 0.5): the delays are exactly 100 ms, 200 ms ...
+const noJitter = Effect.provideService(Random.Random, { nextDoubleUnsafe: () => 0.5, nextIntUnsafe: () => 0 })
+
+const decoder = new TextDecoder()
+const text = (bytes: Uint8Array | string | null | undefined) =>
+  bytes == null ? undefined : typeof bytes === "string" ? bytes : decoder.decode(bytes)
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  if (!reason) throw new Error(`expected a typed failure: ${exit.cause}`)
+  return reason.error
+}
+
+const testLayer = (options: Publisher.Options = {}) =>
+  Publisher.layer(options).pipe(Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } })))
+
+/** Runs `effect` with a fresh FakeKafka + Publisher. */
+const withPublisher = <A, E>(
+  effect: Effect.Effect<A, E, Publisher.Publisher | FakeKafka.FakeKafka>,
+  options: Publisher.Options = {}
+) => effect.pipe(Effect.provide(testLayer(options)), noJitter)
+
+describe("Publisher", () => {
+  it.effect("publishes an event: Delivered receipt, one record, one send", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const receipt = yield* publisher.publish(orders, order(1))
+        assert.strictEqual(receipt._tag, "Delivered")
+        assert.strictEqual(receipt.attempts, 1)
+        assert.strictEqual(receipt.offset, "0")
+        if (receipt._tag === "Delivered") assert.isFalse(receipt.possibleDuplicate)
+        const records = yield* fake.records("orders")
+        assert.strictEqual(records.length, 1)
+        assert.strictEqual(records[0]!.partition, receipt.partition)
+        assert.strictEqual(yield* fake.sendCount, 1)
+      })
+    )
+  )
+
+  it.effect("retries Retriable failures on the schedule: 100 ms, then 200 ms", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(2, unavailable)
+        const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* fake.sendCount, 1)
+        yield* TestClock.adjust(99)
+        assert.strictEqual(yield* fake.sendCount, 1)
+        yield* TestClock.adjust(1)
+        assert.strictEqual(yield* fake.sendCount, 2)
+        yield* TestClock.adjust(199)
+        assert.strictEqual(yield* fake.sendCount, 2)
+        yield* TestClock.adjust(1)
+        const receipt = yield* Fiber.join(fiber)
+        assert.strictEqual(receipt._tag, "Delivered")
+        assert.strictEqual(receipt.attempts, 3)
+        assert.strictEqual((yield* fake.records("orders")).length, 1)
+      })
+    )
+  )
+
+  it.effect("exhausted retries fall back to the dead-letter topic with the headers that say why", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(3, unavailable)
+        const fiber = yield* Effect.forkChild(publisher.publish(orders, order(7)))
+        yield* TestClock.adjust(300)
+        const receipt = yield* Fiber.join(fiber)
+        assert.strictEqual(receipt._tag, "DeadLettered")
+        if (receipt._tag !== "DeadLettered") return
+        assert.strictEqual(receipt.deadLetterTopic, "orders.dlt")
+        assert.strictEqual(receipt.attempts, 3)
+        assert.strictEqual(receipt.error.reason, "BrokerUnavailable")
+        assert.strictEqual((yield* fake.records("orders")).length, 0)
+        const [dead] = yield* fake.records("orders.dlt")
+        assert.strictEqual(text(dead!.key), "user-3")
+        assert.deepStrictEqual(JSON.parse(text(dead!.value)!), { orderId: "o-7", userId: "user-3", amountCents: 107 })
+        assert.strictEqual(text(dead!.headers.errorType), "Retriable.BrokerUnavailable")
+        assert.strictEqual(text(dead!.headers.errorMessage), "broker down")
+        assert.strictEqual(text(dead!.headers.originalTopic), "orders")
+        assert.strictEqual(text(dead!.headers.attempts), "3")
+        assert.strictEqual(text(dead!.headers.failedAt), new Date(300).toISOString())
+        assert.isUndefined(dead!.headers.ambiguous)
+      })
+    )
+  )
+
+  it.effect("a Fatal failure is not retried: straight to the dead-letter topic", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(1, tooLarge)
+        const receipt = yield* publisher.publish(orders, order(1))
+        assert.strictEqual(receipt._tag, "DeadLettered")
+        assert.strictEqual(receipt.attempts, 1)
+        assert.strictEqual(yield* fake.sendCount, 2) // the failed send + the dead-letter write
+        const [dead] = yield* fake.records("orders.dlt")
+        assert.strictEqual(text(dead!.headers.errorType), "Fatal.RecordTooLarge")
+      })
+    )
+  )
+
+  it.effect("the original partition is kept when the failure knows it", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(1, new Fatal({ reason: "RecordTooLarge", message: "too large", partition: 2 }))
+        yield* publisher.publish(orders, order(1))
+        const [dead] = yield* fake.records("orders.dlt")
+        assert.strictEqual(text(dead!.headers.originalPartition), "2")
+      })
+    )
+  )
+
+  it.effect("a failed dead-letter write is a typed error holding both causes", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(2, tooLarge)
+        const error = failureOf(yield* Effect.exit(publisher.publish(orders, order(1))))
+        assert.strictEqual(error._tag, "DeadLetterFailed")
+        if (error._tag !== "DeadLetterFailed") return
+        assert.strictEqual(error.original.reason, "RecordTooLarge")
+        assert.strictEqual(error.deadLetterError.reason, "RecordTooLarge")
+        assert.strictEqual(error.deadLetterTopic, "orders.dlt")
+      })
+    )
+  )
+
+  it.effect("with dead-lettering off, the caller gets the error itself", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(1, tooLarge)
+        const error = failureOf(yield* Effect.exit(publisher.publish(orders, order(1))))
+        assert.deepStrictEqual(error, tooLarge)
+      }),
+      { deadLetter: false }
+    )
+  )
+
+  it.effect("an invalid event fails with Fatal SchemaInvalid and nothing is sent", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const error = failureOf(yield* Effect.exit(publisher.publish(orders, invalidOrder)))
+        assert.strictEqual(error._tag, "Fatal")
+        if (error._tag === "Fatal") assert.strictEqual(error.reason, "SchemaInvalid")
+        assert.strictEqual(yield* fake.sendCount, 0)
+      })
+    )
+  )
+
+  it.effect("a lost answer then a resend: delivered, marked possibleDuplicate, and the topic holds two copies", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.loseNextAnswers(1)
+        const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* TestClock.adjust(100)
+        const receipt = yield* Fiber.join(fiber)
+        assert.strictEqual(receipt._tag, "Delivered")
+        if (receipt._tag === "Delivered") assert.isTrue(receipt.possibleDuplicate)
+        assert.strictEqual(receipt.attempts, 2)
+        assert.strictEqual((yield* fake.records("orders")).length, 2)
+      })
+    )
+  )
+
+  it.effect("the delivery timeout bounds a whole publish: Retriable DeliveryTimeout, ambiguous", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.pause
+        const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* TestClock.adjust("119 seconds")
+        assert.isUndefined(fiber.pollUnsafe())
+        yield* TestClock.adjust("1 second")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.strictEqual(error._tag, "Retriable")
+        if (error._tag !== "Retriable") return
+        assert.strictEqual(error.reason, "DeliveryTimeout")
+        assert.isTrue(error.ambiguous)
+      }),
+      { deadLetter: false }
+    )
+  )
+
+  it.effect("publishAll settles every event and reports failures by index with the other receipts", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const events = [order(1), order(2), invalidOrder, order(4), order(5)]
+        const error = failureOf(yield* Effect.exit(publisher.publishAll(orders, events, { concurrency: 2 })))
+        assert.strictEqual(error._tag, "PublishAllFailed")
+        assert.deepStrictEqual(
+          error.failures.map((f) => f.index),
+          [2]
+        )
+        assert.strictEqual(error.receipts.filter((r) => r !== undefined).length, 4)
+        assert.strictEqual((yield* fake.records("orders")).length, 4)
+        const all = yield* publisher.publishAll(orders, [order(6), order(7)])
+        assert.deepStrictEqual(
+          all.map((r) => r._tag),
+          ["Delivered", "Delivered"]
+        )
+      })
+    )
+  )
+
+  it.effect("logs each retry as a warning (attempt, delay, error) and each dead-letter as an error", () =>
+    Effect.gen(function* () {
+      const logs: Array<{ level: string; message: unknown; annotations: Record<string, unknown> }> = []
+      const capture = Logger.make(({ logLevel, message, fiber }) => {
+        const annotations = fiber.getRef(References.CurrentLogAnnotations)
+        logs.push({ level: logLevel, message: Array.isArray(message) ? message[0] : message, annotations })
+      })
+      yield* withPublisher(
+        Effect.gen(function* () {
+          const publisher = yield* Publisher.Publisher
+          const fake = yield* FakeKafka.FakeKafka
+          yield* fake.failNext(3, unavailable)
+          const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+          yield* TestClock.adjust(300)
+          yield* Fiber.join(fiber)
+        })
+      ).pipe(Effect.provide(Logger.layer([capture])))
+      const retries = logs.filter((l) => l.message === "publish failed, retrying")
+      assert.deepStrictEqual(
+        retries.map((l) => [l.level, l.annotations.attempt, l.annotations.delayMs, l.annotations.errorType]),
+        [
+          ["Warn", 1, 100, "Retriable.BrokerUnavailable"],
+          ["Warn", 2, 200, "Retriable.BrokerUnavailable"]
+        ]
+      )
+      const dead = logs.filter((l) => l.message === "publish failed: record dead-lettered")
+      assert.strictEqual(dead.length, 1)
+      assert.strictEqual(dead[0]!.level, "Error")
+      assert.strictEqual(dead[0]!.annotations.deadLetterTopic, "orders.dlt")
+      assert.strictEqual(dead[0]!.annotations.topic, "orders")
+    })
+  )
+
+  describe("lifecycle", () => {
+    /** A publisher in a scope the test closes itself. */
+    const scoped = Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(testLayer(), scope)
+      return {
+        scope,
+        publisher: Context.get(context, Publisher.Publisher),
+        fake: Context.get(context, FakeKafka.FakeKafka)
+      }
+    })
+
+    it.effect("closing waits for accepted publishes, then refuses new ones with PublisherClosed", () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped
+        yield* fake.pause
+        const inFlight = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* publisher.inFlight, 1)
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* Effect.yieldNow
+        assert.isUndefined(closing.pollUnsafe(), "closing waits for the accepted publish")
+        const refused = failureOf(yield* Effect.exit(publisher.publish(orders, order(2))))
+        assert.strictEqual(refused._tag, "PublisherClosed")
+        yield* fake.resume
+        yield* Fiber.join(closing)
+        const receipt = yield* Fiber.join(inFlight)
+        assert.strictEqual(receipt._tag, "Delivered")
+        assert.strictEqual((yield* fake.records("orders")).length, 1)
+      })
+    )
+
+    it.effect("an interrupted caller does not abandon an accepted publish", () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped
+        yield* fake.setLatency("1 second")
+        const caller = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(caller)
+        assert.strictEqual(yield* publisher.inFlight, 1)
+        yield* TestClock.adjust("1 second")
+        assert.strictEqual((yield* fake.records("orders")).length, 1)
+        assert.strictEqual(yield* publisher.inFlight, 0)
+        yield* Scope.close(scope, Exit.void)
+      })
+    )
+
+    it.effect("the shutdown timeout bounds the wait: publishes still in flight are interrupted", () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped
+        yield* fake.pause
+        const stuck = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* Effect.yieldNow
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+        yield* TestClock.adjust("29 seconds")
+        assert.isUndefined(closing.pollUnsafe())
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(closing)
+        const exit = yield* Fiber.await(stuck)
+        assert.isTrue(Exit.isFailure(exit) && Exit.hasInterrupts(exit))
+      })
+    )
+  })
+})
