@@ -12,12 +12,16 @@
  * record's offset from its place in the partition's batch. The choice is sticky per record, so a
  * kafkajs-internal retry never moves a key-less record to another partition.
  *
- * Idempotence and failures: kafkajs rolls a partition's sequence numbers back when a request fails, not
- * knowing whether the broker wrote it. If it did, the next batch on that partition would reuse those
- * numbers and the broker would take it for a duplicate (answering success without writing it) or reject
- * it as out of order. So after any failed send the driver starts a new producer session (a new producer
- * id, fresh sequence numbers) for the sends that follow; the old session is disconnected once its own
- * sends are done.
+ * Idempotence and failures (measured, see the broker-crash test): kafkajs keeps one sequence number per
+ * partition and rolls it back when a request fails, not knowing whether the broker wrote it. With several
+ * sends in flight, the next send then reuses the numbers of a batch the broker did write: the broker takes
+ * it for a duplicate and answers success without writing it (a record lost behind a "delivered" receipt),
+ * while the first batch, retried with new numbers, is written twice. So, with idempotence on:
+ * - sends run one at a time, each to its end, kafkajs's own retries (same sequence numbers, so the broker
+ *   drops a copy it already has) included; throughput comes from batching (`Batcher`), not from many
+ *   concurrent single-record requests;
+ * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
+ *   numbers), so nothing can collide with a batch of unknown fate.
  */
 import { Config, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, type Scope } from "effect"
 import kafkajs from "kafkajs"
@@ -127,7 +131,7 @@ export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
 
 interface Session {
   readonly producer: kafkajs.Producer
-  inFlight: number
+  /** A send failed on it: its sequence numbers may be wrong, the next send starts a new session. */
   failed: boolean
 }
 
@@ -165,48 +169,52 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
       }
     }
 
-    const connectSession = Effect.tryPromise({
-      try: async (): Promise<Session> => {
-        const producer = kafka.producer({
-          idempotent,
-          allowAutoTopicCreation: autoCreateTopics,
-          createPartitioner,
-          retry,
-          ...(idempotent ? { maxInFlightRequests: 1 } : {})
-        })
-        await producer.connect()
-        return { producer, inFlight: 0, failed: false }
-      },
+    const newSession = async (): Promise<Session> => {
+      const producer = kafka.producer({
+        idempotent,
+        allowAutoTopicCreation: autoCreateTopics,
+        createPartitioner,
+        retry,
+        ...(idempotent ? { maxInFlightRequests: 1 } : {})
+      })
+      await producer.connect()
+      return { producer, failed: false }
+    }
+
+    let session = yield* Effect.tryPromise({
+      try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
     })
 
-    const disconnect = (session: Session) => Effect.promise(() => session.producer.disconnect().catch(() => undefined))
-
-    let session = yield* connectSession
-    const retired = new Set<Session>()
+    // Idempotent sends run one at a time, each to its end (kafkajs's own retries included), and a failed
+    // send retires its session: see the module comment. The chain is plain promises so that an interrupted
+    // caller cannot let the next send start while kafkajs is still working on its request.
+    let queue: Promise<unknown> = Promise.resolve()
     let inFlight = 0
 
-    // After a failed send, the next send starts a new session (see the module comment).
-    const currentSession = Effect.suspend(() => {
-      if (!session.failed) return Effect.succeed(session)
-      const old = session
-      return connectSession.pipe(
-        Effect.tap((fresh) =>
-          Effect.sync(() => {
-            if (session === old) {
-              session = fresh
-              retired.add(old)
-            }
-          })
-        ),
-        Effect.andThen(Effect.sync(() => session))
-      )
-    })
+    const sendOnSession = async (request: kafkajs.ProducerBatch) => {
+      if (session.failed) {
+        const old = session
+        session = await newSession()
+        void old.producer.disconnect().catch(() => undefined)
+      }
+      const current = session
+      try {
+        return await current.producer.sendBatch(request)
+      } catch (error) {
+        current.failed = true
+        throw error
+      }
+    }
 
-    const retire = (s: Session) =>
-      s !== session && retired.has(s) && s.inFlight === 0
-        ? Effect.sync(() => retired.delete(s)).pipe(Effect.andThen(disconnect(s)))
-        : Effect.void
+    const sendBatch = (request: kafkajs.ProducerBatch): Promise<Array<kafkajs.RecordMetadata>> => {
+      inFlight++
+      const run = idempotent ? queue.then(() => sendOnSession(request)) : session.producer.sendBatch(request)
+      if (idempotent) queue = run.catch(() => undefined)
+      return run.finally(() => {
+        inFlight--
+      })
+    }
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
       Effect.gen(function* () {
@@ -229,35 +237,21 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           if (list) list.push(message)
           else byTopic.set(record.topic, [message])
         }
-        const s = yield* currentSession
-        s.inFlight++
-        inFlight++
-        const firstTopic = records[0]!.topic
         const response = yield* Effect.tryPromise({
           try: () =>
-            s.producer.sendBatch({
+            sendBatch({
               acks: acksValue[acks],
               timeout: requestTimeout,
               compression,
               topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
             }),
-          catch: (cause) => {
-            s.failed = true
-            return toPublishError(cause, {
+          catch: (cause) =>
+            toPublishError(cause, {
               autoCreateTopics,
-              topic: firstTopic,
+              topic: records[0]!.topic,
               partition: byTopic.size === 1 && messages.length === 1 ? assigned.get(messages[0]!) : undefined
             })
-          }
-        }).pipe(
-          Effect.ensuring(
-            Effect.suspend(() => {
-              s.inFlight--
-              inFlight--
-              return retire(s)
-            })
-          )
-        )
+        })
         // One base offset per topic-partition; each record's offset is its place in that partition's batch.
         const base = new Map<string, { offset: bigint; appendTime: number }>()
         for (const r of response) {
@@ -283,13 +277,13 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        // Publisher drains first; this waits for sends made directly on the Producer.
+        // Publisher drains first; this waits for sends made directly on the Producer (bounded).
+        yield* Effect.promise(() => queue).pipe(Effect.timeoutOption(Duration.seconds(30)))
         yield* Effect.sync(() => inFlight).pipe(
           Effect.repeat({ while: (n) => n > 0, schedule: Schedule.spaced("10 millis") }),
           Effect.timeoutOption(Duration.seconds(30))
         )
-        for (const s of retired) yield* disconnect(s)
-        yield* disconnect(session)
+        yield* Effect.promise(() => session.producer.disconnect().catch(() => undefined))
       })
     )
 
