@@ -1,0 +1,72 @@
+// The examples against the real broker of this run, as users run them; the topic is then read back by the CLI
+// and by a consumer. Includes issue 7's shutdown under load: SIGTERM to a process publishing continuously.
+import { spawnSync } from "node:child_process"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as TopicReader from "../../src/testing/TopicReader.ts"
+import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
+import { bootstrapServers, describeWithKafka } from "./broker.ts"
+
+const decoder = new TextDecoder()
+
+const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
+  spawnSync(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "src/bin/cli.ts", ...args], {
+    env: { ...process.env, ...env },
+    encoding: "utf8"
+  })
+
+describeWithKafka("examples on the real broker", () => {
+  describe("orders demo", { timeout: 120_000 }, () => {
+    it("publishes 20 orders and dead-letters the oversize one; verify --expect 20 confirms the topic", async () => {
+      const env = { KAFKA_BROKERS: bootstrapServers().join(",") }
+      const demo = await runExample("examples/orders/main.ts", env)
+      assert.strictEqual(demo.code, 0, demo.stderr)
+      assert.strictEqual(demo.stdout.match(/^delivered /gm)?.length, 20)
+      assert.match(demo.stdout, /dead-lettered order-21 -> orders\.dlt/)
+      assert.match(demo.stdout, /^ {2}errorType: Fatal\.RecordTooLarge$/m)
+      const verify = runCli(["verify", "--topic", "orders", "--expect", "20", "--id-header", "orderId"], env)
+      assert.strictEqual(verify.status, 0, verify.stdout)
+      assert.match(verify.stdout, /count 20 \(expected 20\), duplicates 0, gaps 0/)
+      const wrong = runCli(["verify", "--topic", "orders", "--expect", "21"], env)
+      assert.strictEqual(wrong.status, 1, "verify says when the topic does not hold what was expected")
+    })
+  })
+
+  describe("shutdown under load", { timeout: 120_000 }, () => {
+    it.live(
+      "SIGTERM to a continuously publishing process: it exits in time, every accepted event is accounted for",
+      () =>
+        Effect.gen(function* () {
+          const topic = `ticks-${Date.now()}`
+          const run = startExample("examples/graceful-shutdown/main.ts", {
+            KAFKA_BROKERS: bootstrapServers().join(","),
+            TOPIC: topic
+          })
+          yield* Effect.promise(() => waitForOutput(run, (_, err) => err.includes("publishing until")))
+          yield* Effect.sleep("3 seconds")
+          const signalled = Date.now()
+          run.child.kill("SIGTERM")
+          const code = yield* Effect.promise(() => run.exit)
+          const exitMs = Date.now() - signalled
+          assert.strictEqual(code, 0, run.stderr())
+          assert.isBelow(exitMs, 20_000, "exits within the publisher's shutdown timeout")
+          const summary = JSON.parse(run.stdout().trim().split("\n").at(-1)!) as {
+            accepted: number
+            delivered: number
+            deadLettered: number
+            failed: Array<number>
+          }
+          const records = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic })
+          const ids = new Set(records.map((r) => Number(decoder.decode(r.headers.eventId!))))
+          const missing = summary.delivered - [...ids].length
+          console.log(
+            `shutdown under load: accepted ${summary.accepted}, delivered ${summary.delivered}, dead-lettered ${summary.deadLettered}, failed ${summary.failed.length}, in topic ${records.length}, exit in ${exitMs} ms`
+          )
+          assert.isAbove(summary.accepted, 100)
+          assert.strictEqual(summary.delivered + summary.deadLettered + summary.failed.length, summary.accepted)
+          assert.strictEqual(records.length, summary.delivered, "every delivered event is in the topic, once")
+          assert.strictEqual(missing, 0)
+        })
+    )
+  })
+})
