@@ -49,8 +49,12 @@ const main = Effect.gen(function* () {
   const batched = yield* throughFake(batch)
   const single = yield* throughFake(1)
   console.log(`baseline (array push)        ${base.toLocaleString().padStart(12)} records/s`)
-  console.log(`FakeKafka, batches of ${batch}    ${batched.toLocaleString().padStart(12)} records/s  (${(batched / base).toFixed(2)}x baseline)`)
-  console.log(`FakeKafka, 1 record per send ${single.toLocaleString().padStart(12)} records/s  (${(single / base).toFixed(2)}x baseline)`)
+  console.log(
+    `FakeKafka, batches of ${batch}    ${batched.toLocaleString().padStart(12)} records/s  (${(batched / base).toFixed(2)}x baseline)`
+  )
+  console.log(
+    `FakeKafka, 1 record per send ${single.toLocaleString().padStart(12)} records/s  (${(single / base).toFixed(2)}x baseline)`
+  )
 })
 
 Effect.runPromise(main)

@@ -13,7 +13,7 @@
  * | `kafka.publisher.dead_lettered` | counter | system, destination, `error.type` |
  * | `kafka.publisher.failed` | counter | system, destination, `error.type` (publishes that ended in an error) |
  * | `kafka.publisher.in_flight` | gauge | system |
- * | `kafka.publisher.circuit_breaker.state` | gauge: 0 closed, 1 half-open, 2 open | system |
+ * | `kafka.publisher.circuit_breaker.state` | gauge: 0 closed, 1 half-open, 2 open (in `CircuitBreaker`) | |
  */
 import { Effect, Metric } from "effect"
 
@@ -46,10 +46,6 @@ export const failed = Metric.counter("kafka.publisher.failed", {
 
 export const inFlight = Metric.gauge("kafka.publisher.in_flight", {
   description: "Publishes accepted and not finished"
-})
-
-export const breakerState = Metric.gauge("kafka.publisher.circuit_breaker.state", {
-  description: "Circuit breaker state: 0 closed, 1 half-open, 2 open"
 })
 
 const destination = (topic: string) => ({

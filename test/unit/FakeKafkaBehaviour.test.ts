@@ -36,7 +36,9 @@ describe("FakeKafka", () => {
         const producer = yield* Producer
         const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`)
         const metadata = yield* producer.send(keys.map((k) => rec("t", k)))
-        metadata.forEach((m, i) => assert.strictEqual(m.partition, expectedPartition(keys[i]!, 4)))
+        metadata.forEach((m, i) => {
+          assert.strictEqual(m.partition, expectedPartition(keys[i]!, 4))
+        })
         const fake = yield* FakeKafka.FakeKafka
         for (let p = 0; p < 4; p++) {
           const offsets = (yield* fake.records("t", { partition: p })).map((r) => Number(r.offset))
