@@ -1,138 +1,225 @@
 /**
  * A circuit breaker in front of the Producer (or any effect): when the broker is down, callers fail fast
- * with a typed `CircuitOpen` instead of each waiting through its own retries and timeouts.
+ * with a typed `CircuitOpen` instead of each one waiting through its own timeouts and retries.
  *
- * - Closed: calls go through; `failureThreshold` consecutive failures (default 5) open it.
- * - Open: calls fail at once with `CircuitOpen` and never reach the protected effect. After `resetTimeout`
- *   (default 30 s, measured with Effect's `Clock`) it is half-open.
- * - HalfOpen: one trial call goes through (the others fail fast while it runs); its success closes the
- *   breaker, its failure opens it again for another `resetTimeout`.
+ * ## States
  *
- * What counts as a failure: by default a `Retriable` error (the broker unavailable, timing out) or a
- * defect. A `Fatal` error (an oversize record, an invalid topic) proves the broker answered, so it counts as
- * a success for the breaker: one bad record must not cut every caller off. An interruption counts as
- * nothing. The state is observable (`state`) and exported as the gauge
- * `kafka.publisher.circuit_breaker.state` (0 closed, 1 half-open, 2 open); each transition is logged.
+ * - `Closed`: calls go through. `failureThreshold` consecutive failures (default 5) open the breaker; a
+ *   success resets the count.
+ * - `Open`: calls fail at once with `CircuitOpen` and never reach the protected effect. After
+ *   `resetTimeout` (default 30 s, measured with Effect's `Clock`, so `TestClock` drives it) the breaker is
+ *   half-open.
+ * - `HalfOpen`: the first call goes through as a trial; every other call fails fast while the trial runs.
+ *   The trial's success closes the breaker; its failure opens it again for a new `resetTimeout`.
+ *
+ * There is no timer fiber: `Open` becomes `HalfOpen` the first time the breaker is looked at (a call or
+ * `state`) once `resetTimeout` has passed. So a health check that reads `state` sees `HalfOpen` after the
+ * timeout even when no traffic comes (a readiness probe that took the instance out of rotation lets it
+ * back in, and the next call is the trial).
+ *
+ * ## What counts
+ *
+ * - A failure: an error for which `isFailure` is true (default: `Retriable`, i.e. the broker is down or
+ *   timing out), and any defect.
+ * - A success: a success, and an error for which `isFailure` is false. A `Fatal` error (an oversize record,
+ *   an invalid topic) means the broker answered: it resets the count, and it closes a half-open breaker. One
+ *   bad record must not cut every caller off.
+ * - Nothing: an interruption. An interrupted trial leaves the breaker half-open for the next caller.
+ * - Outcomes of calls that were let through while `Closed` count only while the breaker is still `Closed`
+ *   (a slow call that fails after the breaker opened changes nothing).
+ *
+ * ## Observing it
+ *
+ * `state` answers the current state. Every transition updates the gauge `stateGauge`
+ * (`kafka.publisher.circuit_breaker.state`: 0 closed, 1 half-open, 2 open), is logged, and calls the
+ * `onStateChange` option. Transitions are serialized (the state lives in a `SynchronizedRef`), so the
+ * gauge and the callback see them in order; `onStateChange` runs while the breaker holds its lock: keep it
+ * short and do not call the breaker (`protect`, `state`) from it.
  */
-import { Cause, Context, Duration, Effect, Exit, Layer, Metric, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, SynchronizedRef } from "effect"
 import { isRetriable } from "./PublishError.ts"
 
 export type State = "Closed" | "Open" | "HalfOpen"
 
+/** The breaker rejected the call without running it. */
 export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
   message: Schema.String,
-  /** When the breaker opened (epoch ms). */
+  /** When the breaker last opened (epoch ms, from the `Clock`). */
   openedAt: Schema.Number,
-  /** How long until it lets a trial call through (0: a trial is running now). */
+  /** How long until the breaker lets a trial call through; 0 while a trial is running (it may close any time). */
   retryAfterMs: Schema.Number
 }) {}
+
+export interface StateChange {
+  readonly from: State
+  readonly to: State
+  /** When it happened (epoch ms, from the `Clock`). */
+  readonly at: number
+}
 
 export interface Options {
   /** Consecutive failures that open the breaker. Default 5. */
   readonly failureThreshold?: number | undefined
-  /** How long it stays open before a trial. Default 30 s. */
+  /** How long the breaker stays open before it lets a trial through. Default 30 s. */
   readonly resetTimeout?: Duration.Input | undefined
-  /** Which errors count as failures. Default: `Retriable` ones. */
+  /** Which errors count as failures. Default: `Retriable` ones (`_tag === "Retriable"`). Defects always do. */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
+  /** Called on every transition, in order, under the breaker's lock (must not call the breaker). */
+  readonly onStateChange?: ((change: StateChange) => Effect.Effect<void>) | undefined
 }
 
 export interface CircuitBreaker {
-  /** Runs `self` if the breaker lets it through, and records its outcome. */
+  /** Runs `self` if the breaker lets it through (else fails with `CircuitOpen`) and records its outcome. */
   readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
+  /** The current state (`Open` turns `HalfOpen` here once `resetTimeout` has passed). */
   readonly state: Effect.Effect<State>
 }
 
 export const CircuitBreaker = Context.Service<CircuitBreaker>("effect-kafka-publisher/CircuitBreaker")
 
-export const defaults = { failureThreshold: 5, resetTimeout: Duration.seconds(30) } as const
+export const defaults = {
+  failureThreshold: 5,
+  resetTimeout: Duration.seconds(30),
+  isFailure: isRetriable
+} as const
 
 export const stateGauge = Metric.gauge("kafka.publisher.circuit_breaker.state", {
   description: "Circuit breaker state: 0 closed, 1 half-open, 2 open"
 })
-const gaugeValue: Record<State, number> = { Closed: 0, HalfOpen: 1, Open: 2 }
+
+/** The value `stateGauge` reports for each state. */
+export const gaugeValue: Readonly<Record<State, number>> = { Closed: 0, HalfOpen: 1, Open: 2 }
 
 type Internal =
   | { readonly _tag: "Closed"; readonly failures: number }
   | { readonly _tag: "Open"; readonly openedAt: number }
-  | { readonly _tag: "HalfOpen"; readonly trialRunning: boolean }
+  | { readonly _tag: "HalfOpen"; readonly openedAt: number; readonly trialRunning: boolean }
+
+type Admission =
+  | { readonly _tag: "Pass"; readonly trial: boolean }
+  | { readonly _tag: "Reject"; readonly error: CircuitOpen }
+
+type Outcome = "success" | "failure" | "ignored"
 
 export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function* () {
     const threshold = options.failureThreshold ?? defaults.failureThreshold
-    const resetMs = Duration.toMillis(Duration.fromInputUnsafe(options.resetTimeout ?? defaults.resetTimeout))
-    const isFailure = options.isFailure ?? isRetriable
-    let state: Internal = { _tag: "Closed", failures: 0 }
+    const resetMs = Duration.toMillis(options.resetTimeout ?? defaults.resetTimeout)
+    const isFailure = options.isFailure ?? defaults.isFailure
+    const onStateChange = options.onStateChange
+    const ref = yield* SynchronizedRef.make<Internal>({ _tag: "Closed", failures: 0 })
 
-    // Every transition goes through here: the gauge and the log follow the state.
-    const moveTo = (next: Internal): Effect.Effect<void> => {
-      const changed = next._tag !== state._tag
-      state = next
-      if (!changed) return Effect.void
-      const log =
-        next._tag === "Open"
-          ? Effect.logWarning("circuit breaker open: failing fast")
-          : Effect.logInfo(`circuit breaker ${next._tag === "Closed" ? "closed" : "half-open: trying one call"}`)
-      return Effect.andThen(
-        Metric.update(stateGauge, gaugeValue[next._tag]),
-        log.pipe(Effect.annotateLogs({ circuitBreaker: next._tag }))
-      )
+    const announce = (change: StateChange): Effect.Effect<void> =>
+      Effect.gen(function* () {
+        yield* Metric.update(stateGauge, gaugeValue[change.to])
+        const log =
+          change.to === "Open"
+            ? Effect.logWarning(
+                `circuit breaker open: calls fail fast for ${Duration.format(Duration.millis(resetMs))}`
+              )
+            : change.to === "HalfOpen"
+              ? Effect.logInfo("circuit breaker half-open: letting one trial call through")
+              : Effect.logInfo("circuit breaker closed")
+        yield* log.pipe(Effect.annotateLogs({ "circuitBreaker.from": change.from, "circuitBreaker.to": change.to }))
+        if (onStateChange !== undefined) yield* onStateChange(change)
+      })
+
+    // Every read-modify-write goes through here, one at a time: the decision (let a call through, start the
+    // one trial) and the notifications of a transition happen together. Uninterruptible so that a caller's
+    // interruption cannot leave the state changed and the gauge not (or the reverse).
+    const transition = <B>(f: (state: Internal, now: number) => readonly [B, Internal]): Effect.Effect<B> =>
+      SynchronizedRef.modifyEffect(ref, (current) =>
+        Effect.gen(function* () {
+          const now = yield* Clock.currentTimeMillis
+          const [result, next] = f(current, now)
+          if (next._tag !== current._tag) yield* announce({ from: current._tag, to: next._tag, at: now })
+          return [result, next] as const
+        })
+      ).pipe(Effect.uninterruptible)
+
+    // No timer fiber: an `Open` breaker whose timeout has passed is half-open from then on.
+    const settle = (state: Internal, now: number): Internal =>
+      state._tag === "Open" && now - state.openedAt >= resetMs
+        ? { _tag: "HalfOpen", openedAt: state.openedAt, trialRunning: false }
+        : state
+
+    const admit = (current: Internal, now: number): readonly [Admission, Internal] => {
+      const state = settle(current, now)
+      switch (state._tag) {
+        case "Closed":
+          return [{ _tag: "Pass", trial: false }, state]
+        case "Open": {
+          const retryAfterMs = state.openedAt + resetMs - now
+          const error = new CircuitOpen({
+            message: `circuit breaker open: the broker is failing; next trial call in ${retryAfterMs} ms`,
+            openedAt: state.openedAt,
+            retryAfterMs
+          })
+          return [{ _tag: "Reject", error }, state]
+        }
+        case "HalfOpen": {
+          if (!state.trialRunning)
+            return [
+              { _tag: "Pass", trial: true },
+              { ...state, trialRunning: true }
+            ]
+          const error = new CircuitOpen({
+            message: "circuit breaker half-open: a trial call is running, other calls fail fast",
+            openedAt: state.openedAt,
+            retryAfterMs: 0
+          })
+          return [{ _tag: "Reject", error }, state]
+        }
+      }
     }
 
-    const counts = <E>(exit: Exit.Exit<unknown, E>): "success" | "failure" | "none" => {
+    const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
       if (Exit.isSuccess(exit)) return "success"
-      if (Cause.hasInterruptsOnly(exit.cause)) return "none"
-      const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
-      if (failure === undefined) return "failure" // a defect
-      return isFailure(failure.error) ? "failure" : "success"
+      if (Cause.hasDies(exit.cause)) return "failure"
+      const fail = exit.cause.reasons.find(Cause.isFailReason)
+      if (fail === undefined) return "ignored" // interrupted
+      return isFailure(fail.error) ? "failure" : "success" // an error the broker answered with proves it is up
     }
 
-    const record = <E>(exit: Exit.Exit<unknown, E>, trial: boolean, now: number): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const outcome = counts(exit)
-        if (trial) {
-          if (outcome === "success") return moveTo({ _tag: "Closed", failures: 0 })
-          if (outcome === "failure") return moveTo({ _tag: "Open", openedAt: now })
-          return moveTo({ _tag: "HalfOpen", trialRunning: false })
-        }
-        if (state._tag !== "Closed") return Effect.void // a call let through before the breaker opened
-        if (outcome === "success") return moveTo({ _tag: "Closed", failures: 0 })
-        if (outcome === "failure") {
-          const failures = state.failures + 1
-          return moveTo(failures >= threshold ? { _tag: "Open", openedAt: now } : { _tag: "Closed", failures })
-        }
-        return Effect.void
-      })
-
-    const open = (openedAt: number, retryAfterMs: number) =>
-      new CircuitOpen({
-        message: `circuit breaker open: the broker failed ${threshold} times in a row; next trial in ${retryAfterMs} ms`,
-        openedAt,
-        retryAfterMs
-      })
+    const complete = (state: Internal, trial: boolean, outcome: Outcome, now: number): Internal => {
+      if (trial) {
+        // Only the trial moves a half-open breaker, and there is one trial at a time.
+        if (state._tag !== "HalfOpen") return state
+        if (outcome === "success") return { _tag: "Closed", failures: 0 }
+        if (outcome === "failure") return { _tag: "Open", openedAt: now }
+        return { ...state, trialRunning: false } // interrupted: the next caller tries
+      }
+      // A call let through before the breaker opened: too late to matter.
+      if (state._tag !== "Closed") return state
+      if (outcome === "success") return state.failures === 0 ? state : { _tag: "Closed", failures: 0 }
+      if (outcome === "failure") {
+        const failures = state.failures + 1
+        return failures >= threshold ? { _tag: "Open", openedAt: now } : { _tag: "Closed", failures }
+      }
+      return state
+    }
 
     const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
-      Effect.clockWith((clock) =>
-        Effect.suspend((): Effect.Effect<A, E | CircuitOpen, R> => {
-          const now = clock.currentTimeMillisUnsafe()
-          let trial = false
-          if (state._tag === "Open") {
-            const wait = state.openedAt + resetMs - now
-            if (wait > 0) return Effect.fail(open(state.openedAt, wait))
-            trial = true
-          } else if (state._tag === "HalfOpen") {
-            if (state.trialRunning) return Effect.fail(open(now, 0))
-            trial = true
-          }
-          const enter = trial ? moveTo({ _tag: "HalfOpen", trialRunning: true }) : Effect.void
-          return Effect.andThen(
-            enter,
-            self.pipe(Effect.onExit((exit) => record(exit, trial, clock.currentTimeMillisUnsafe())))
+      // Uninterruptible between the admission and `onExit`: an admitted trial is always completed, or the
+      // breaker would stay half-open with a trial that never ends.
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(transition(admit), (admission): Effect.Effect<A, E | CircuitOpen, R> => {
+          if (admission._tag === "Reject") return Effect.fail(admission.error)
+          return restore(self).pipe(
+            Effect.onExit((exit) =>
+              transition((state, now) => [undefined, complete(state, admission.trial, classify(exit), now)])
+            )
           )
         })
       )
 
-    yield* Metric.update(stateGauge, 0)
-    return CircuitBreaker.of({ protect, state: Effect.sync(() => state._tag) })
+    const state = transition((current, now) => {
+      const next = settle(current, now)
+      return [next._tag, next]
+    })
+
+    yield* Metric.update(stateGauge, gaugeValue.Closed)
+    return CircuitBreaker.of({ protect, state })
   })
 
 export const layer = (options: Options = {}): Layer.Layer<CircuitBreaker> => Layer.effect(CircuitBreaker, make(options))

@@ -26,7 +26,9 @@
  * carries the header `ambiguous: true`. Nothing ambiguous is silent.
  */
 import { Clock, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Result, Schedule, type Scope } from "effect"
+import { CircuitBreaker, type CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
+import { Health } from "./Health.ts"
 import { Producer, type ProducerRecord } from "./Producer.ts"
 import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
 import * as PublisherMetrics from "./PublisherMetrics.ts"
@@ -35,8 +37,8 @@ import * as RetryPolicy from "./RetryPolicy.ts"
 import * as Topic from "./Topic.ts"
 import * as TraceContext from "./TraceContext.ts"
 
-/** Everything a publish can fail with. */
-export type PublishFailure = Retriable | Fatal | PublisherClosed | DeadLetterFailed
+/** Everything a publish can fail with. `CircuitOpen` only when a `CircuitBreaker` is provided. */
+export type PublishFailure = Retriable | Fatal | PublisherClosed | DeadLetterFailed | CircuitOpen
 
 export interface Options {
   /** Application-level retries. Default `RetryPolicy.defaultPolicy`. */
@@ -83,6 +85,13 @@ const keyForLogs = (record: ProducerRecord): string | undefined =>
 export const make = (options: Options = {}): Effect.Effect<Publisher, never, Producer | Scope.Scope> =>
   Effect.gen(function* () {
     const producer = yield* Producer
+    // optional collaborators: used when the application provides them
+    const breaker = yield* Effect.serviceOption(CircuitBreaker)
+    const health = yield* Effect.serviceOption(Health)
+    const guarded =
+      breaker._tag === "Some"
+        ? (records: ReadonlyArray<ProducerRecord>) => breaker.value.protect(producer.send(records))
+        : producer.send
     const policy = options.retry ?? RetryPolicy.defaultPolicy
     const deadLetter = options.deadLetter ?? {}
     const deliveryTimeout = Duration.fromInputUnsafe(options.deliveryTimeout ?? defaults.deliveryTimeout)
@@ -92,6 +101,8 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
     // Accepted publishes run here, owned by the publisher: the caller's interruption does not cut them off.
     const accepted = yield* FiberSet.make<Receipt, PublishFailure>()
     let closed = false
+    // counted here, not read off the FiberSet: a publish that completes at once is never seen in the set
+    let inFlight = 0
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         closed = true
@@ -115,7 +126,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         let ambiguousBefore = false
         const attempt = Effect.suspend(() => {
           attempts++
-          return producer.send([record])
+          return guarded([record])
         }).pipe(
           Effect.tapError((error) =>
             Effect.sync(() => {
@@ -204,10 +215,15 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         const traced = Option.isSome(span)
           ? { ...record, headers: { ...record.headers, ...TraceContext.inject(span.value) } }
           : record
-        yield* PublisherMetrics.setInFlight(yield* FiberSet.size(accepted))
-        const exit = yield* Effect.exit(deliver(traced))
+        yield* PublisherMetrics.setInFlight(++inFlight)
+        const exit = yield* Effect.exit(deliver(traced)).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
+        if (health._tag === "Some") {
+          yield* health.value.record(
+            exit._tag === "Failure" ? "failed" : exit.value._tag === "Delivered" ? "delivered" : "deadLettered"
+          )
+        }
         const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
-        yield* PublisherMetrics.setInFlight((yield* FiberSet.size(accepted)) - 1)
+        yield* PublisherMetrics.setInFlight(inFlight)
         if (exit._tag === "Success") {
           const receipt = exit.value
           if (receipt._tag === "Delivered") {
@@ -282,7 +298,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         })
       )
 
-    return Publisher.of({ publish, publishAll, publishRecord, inFlight: FiberSet.size(accepted) })
+    return Publisher.of({ publish, publishAll, publishRecord, inFlight: Effect.sync(() => inFlight) })
   })
 
 const failureType = (error: PublishFailure): string =>

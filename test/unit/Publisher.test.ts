@@ -1,8 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Logger, Random, References, Schema, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Logger, Metric, Random, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
+import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
+import * as Health from "../../src/Health.ts"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
 import * as Publisher from "../../src/Publisher.ts"
+import * as PublisherMetrics from "../../src/PublisherMetrics.ts"
+import * as RetryPolicy from "../../src/RetryPolicy.ts"
 import * as Topic from "../../src/Topic.ts"
 import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
@@ -340,4 +344,66 @@ describe("Publisher", () => {
       })
     )
   })
+})
+
+describe("Publisher with a circuit breaker, health and metrics", () => {
+  const guardedLayer = Publisher.layer({ deadLetter: false, retry: RetryPolicy.none }).pipe(
+    Layer.provideMerge(Health.layer()),
+    Layer.provideMerge(CircuitBreaker.layer({ failureThreshold: 3, resetTimeout: "30 seconds" })),
+    Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } }))
+  )
+
+  it.effect("the breaker opens after 3 failures: callers fail fast with CircuitOpen, nothing reaches the broker", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const fake = yield* FakeKafka.FakeKafka
+      const health = yield* Health.Health
+      yield* fake.failNext(3, unavailable)
+      for (let i = 0; i < 3; i++) yield* Effect.exit(publisher.publish(orders, order(i)))
+      const error = failureOf(yield* Effect.exit(publisher.publish(orders, order(9))))
+      assert.strictEqual(error._tag, "CircuitOpen")
+      assert.strictEqual(yield* fake.sendCount, 3)
+      const report = yield* health.check
+      assert.strictEqual(report.status, "unhealthy")
+      assert.strictEqual(report.breaker, "Open")
+      // after the reset timeout a trial goes through and closes it again
+      yield* TestClock.adjust("30 seconds")
+      const receipt = yield* publisher.publish(orders, order(10))
+      assert.strictEqual(receipt._tag, "Delivered")
+      assert.strictEqual(yield* (yield* CircuitBreaker.CircuitBreaker).state, "Closed")
+    }).pipe(Effect.provide(guardedLayer))
+  )
+
+  it.effect("metrics: sent, retries, dead-lettered and failed counters, latency histogram (values read back)", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const fake = yield* FakeKafka.FakeKafka
+      yield* publisher.publish(orders, order(1))
+      yield* fake.failNext(1, unavailable) // one retry, then delivered
+      const retried = yield* Effect.forkChild(publisher.publish(orders, order(2)))
+      yield* TestClock.adjust(100)
+      yield* Fiber.join(retried)
+      yield* fake.failNext(1, tooLarge) // dead-lettered
+      yield* publisher.publish(orders, order(3))
+      yield* fake.failNext(2, tooLarge) // dead-letter write fails too
+      yield* Effect.exit(publisher.publish(orders, order(4)))
+
+      const attrs = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": "orders",
+        "messaging.operation.name": "send"
+      }
+      const count = (metric: Metric.Counter<number>, extra: Record<string, string> = {}) =>
+        Metric.value(Metric.withAttributes(metric, { ...attrs, ...extra })).pipe(Effect.map((s) => s.count))
+      assert.strictEqual(yield* count(PublisherMetrics.sentMessages), 2)
+      assert.strictEqual(yield* count(PublisherMetrics.retries, { "error.type": "Retriable.BrokerUnavailable" }), 1)
+      assert.strictEqual(yield* count(PublisherMetrics.deadLettered, { "error.type": "Fatal.RecordTooLarge" }), 1)
+      assert.strictEqual(yield* count(PublisherMetrics.failed, { "error.type": "DeadLetterFailed" }), 1)
+      const latency = yield* Metric.value(Metric.withAttributes(PublisherMetrics.operationDuration, attrs))
+      assert.strictEqual(latency.count, 4)
+      assert.closeTo(latency.max, 0.1, 1e-9) // the retried publish took 100 ms of TestClock time
+      const inFlight = yield* Metric.value(Metric.withAttributes(PublisherMetrics.inFlight, PublisherMetrics.system))
+      assert.strictEqual(inFlight.value, 0)
+    }).pipe(Effect.provide(testLayer()), noJitter, Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
 })
