@@ -151,18 +151,15 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
         case "Open": {
           const retryAfterMs = state.openedAt + resetMs - now
           const error = new CircuitOpen({
-            message: `circuit breaker open: the broker is failing; next trial call in ${retryAfterMs} ms`,
+            message: `circuit breaker open: calls fail fast; next trial call in ${retryAfterMs} ms`,
             openedAt: state.openedAt,
             retryAfterMs
           })
           return [{ _tag: "Reject", error }, state]
         }
         case "HalfOpen": {
-          if (!state.trialRunning)
-            return [
-              { _tag: "Pass", trial: true },
-              { ...state, trialRunning: true }
-            ]
+          const trialStarted: Internal = { ...state, trialRunning: true }
+          if (!state.trialRunning) return [{ _tag: "Pass", trial: true }, trialStarted]
           const error = new CircuitOpen({
             message: "circuit breaker half-open: a trial call is running, other calls fail fast",
             openedAt: state.openedAt,

@@ -24,7 +24,7 @@
  * `httpStatus(report)` maps a report to an HTTP status: 200 for healthy and degraded (still serving),
  * 503 for unhealthy.
  */
-import { Clock, Context, Duration, Effect, Layer } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { type State as BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
 
 export type Outcome = "success" | "failure" | "deadLettered"
@@ -51,7 +51,10 @@ export interface Options {
   readonly unhealthyErrorRate?: number | undefined
   /** Publishes in the window below which the error rate judges nothing. Default 10. */
   readonly minSamples?: number | undefined
-  /** Where to read the circuit breaker's state (e.g. `breaker.state`). Default: none. */
+  /**
+   * Where to read the circuit breaker's state (e.g. `breaker.state`). `make` default: none; `layer` default:
+   * the `CircuitBreaker` service's `state` when one is provided.
+   */
   readonly breakerState?: Effect.Effect<BreakerState> | undefined
 }
 
@@ -159,17 +162,17 @@ export const make = (options: Options = {}): Effect.Effect<Health> =>
     return Health.of({ record, check })
   })
 
-export const layer = (options: Options = {}): Layer.Layer<Health> => Layer.effect(Health, make(options))
-
-/** `layer` reading the state of the `CircuitBreaker` service. */
-export const layerWithCircuitBreaker = (
-  options: Omit<Options, "breakerState"> = {}
-): Layer.Layer<Health, never, CircuitBreaker> =>
+/**
+ * The `Health` service. Without `breakerState` it reads the `CircuitBreaker` service's state when one is
+ * provided to this layer, and judges outcomes alone when none is.
+ */
+export const layer = (options: Options = {}): Layer.Layer<Health> =>
   Layer.effect(
     Health,
     Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker
-      return yield* make({ ...options, breakerState: breaker.state })
+      if (options.breakerState !== undefined) return yield* make(options)
+      const breaker = yield* Effect.serviceOption(CircuitBreaker)
+      return yield* make(Option.isSome(breaker) ? { ...options, breakerState: breaker.value.state } : options)
     })
   )
 

@@ -58,6 +58,8 @@ export interface KafkaJsConfig {
   readonly idempotent?: boolean | undefined
   /** How long one request waits for its answer. Default 30 s (Java: request.timeout.ms). */
   readonly requestTimeout?: Duration.Input | undefined
+  /** After a failed reconnect, sends fail at once for this long. Default 1 s. */
+  readonly reconnectBackoff?: Duration.Input | undefined
   /** TCP connect timeout. Default 3 s. */
   readonly connectionTimeout?: Duration.Input | undefined
   /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
@@ -77,6 +79,7 @@ export const defaults = {
   idempotent: true,
   requestTimeout: Duration.seconds(30),
   connectionTimeout: Duration.seconds(3),
+  reconnectBackoff: Duration.seconds(1),
   autoCreateTopics: true,
   compression: "none",
   retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
@@ -143,6 +146,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     const acks = config.acks ?? defaults.acks
     const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
     const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)
+    const reconnectBackoff = millis(config.reconnectBackoff ?? defaults.reconnectBackoff)
     const compression =
       (config.compression ?? defaults.compression) === "gzip"
         ? kafkajs.CompressionTypes.GZIP
@@ -192,10 +196,22 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     let queue: Promise<unknown> = Promise.resolve()
     let inFlight = 0
 
+    // After a failed reconnect, sends waiting in the queue fail at once for `reconnectBackoff` instead of
+    // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
+    let reconnectBlockedUntil = 0
+    let reconnectError: unknown
+
     const sendOnSession = async (request: kafkajs.ProducerBatch) => {
       if (session.failed) {
+        if (Date.now() < reconnectBlockedUntil) throw reconnectError
         const old = session
-        session = await newSession()
+        try {
+          session = await newSession()
+        } catch (error) {
+          reconnectBlockedUntil = Date.now() + reconnectBackoff
+          reconnectError = error
+          throw error
+        }
         void old.producer.disconnect().catch(() => undefined)
       }
       const current = session

@@ -25,10 +25,23 @@
  * may duplicate the record: the resulting receipt says `possibleDuplicate: true`, and a dead-lettered one
  * carries the header `ambiguous: true`. Nothing ambiguous is silent.
  */
-import { Clock, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Result, Schedule, type Scope } from "effect"
+import {
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  type Exit,
+  Fiber,
+  FiberSet,
+  Layer,
+  Option,
+  Result,
+  Schedule,
+  type Scope
+} from "effect"
 import { CircuitBreaker, type CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
-import { Health } from "./Health.ts"
+import { Health, type Outcome } from "./Health.ts"
 import { Producer, type ProducerRecord } from "./Producer.ts"
 import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
 import * as PublisherMetrics from "./PublisherMetrics.ts"
@@ -218,9 +231,8 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         yield* PublisherMetrics.setInFlight(++inFlight)
         const exit = yield* Effect.exit(deliver(traced)).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
         if (health._tag === "Some") {
-          yield* health.value.record(
-            exit._tag === "Failure" ? "failed" : exit.value._tag === "Delivered" ? "delivered" : "deadLettered"
-          )
+          const outcome = healthOutcome(exit)
+          if (outcome !== undefined) yield* health.value.record(outcome)
         }
         const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
         yield* PublisherMetrics.setInFlight(inFlight)
@@ -300,6 +312,13 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
 
     return Publisher.of({ publish, publishAll, publishRecord, inFlight: Effect.sync(() => inFlight) })
   })
+
+/** What a publish tells the health window; a CircuitOpen rejection tells nothing new (the breaker says it). */
+const healthOutcome = (exit: Exit.Exit<Receipt, PublishFailure>): Outcome | undefined => {
+  if (exit._tag === "Success") return exit.value._tag === "Delivered" ? "success" : "deadLettered"
+  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")?.error
+  return error?._tag === "CircuitOpen" ? undefined : "failure"
+}
 
 const failureType = (error: PublishFailure): string =>
   error._tag === "Retriable" || error._tag === "Fatal" ? DeadLetter.errorType(error) : error._tag

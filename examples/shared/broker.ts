@@ -11,6 +11,7 @@ import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 export const brokersFromEnv = Effect.gen(function* () {
   return yield* Config.String("KAFKA_BROKERS").pipe(
     Config.option,
+    Config.map(Option.filter((s) => s.trim().length > 0)),
     Config.map(Option.map((s) => s.split(",").map((b) => b.trim())))
   )
 })
@@ -26,7 +27,12 @@ export const producerLayer = (
         yield* Effect.sync(() =>
           console.error("broker: embedded in-memory Kafka (set KAFKA_BROKERS to use a real one)")
         )
-        return FakeKafka.layer(embedded)
+        // FAKE_LATENCY_MS: answer every send that much later, to watch in-flight publishes (and test draining)
+        const latency = Number(process.env.FAKE_LATENCY_MS ?? 0)
+        if (latency <= 0) return FakeKafka.layer(embedded)
+        return Layer.effectDiscard(FakeKafka.FakeKafka.use((fake) => fake.setLatency(latency))).pipe(
+          Layer.provideMerge(FakeKafka.layer(embedded))
+        )
       }
       yield* Effect.sync(() => console.error(`broker: ${brokers.value.join(",")}`))
       return KafkaJsProducer.layerConfig()
