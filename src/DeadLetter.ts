@@ -11,7 +11,7 @@
  * | `originalPartition` | its partition, when it was known |
  * | `attempts` | how many sends were tried |
  * | `failedAt` | ISO-8601 time of the failure |
- * | `ambiguous` | `true` when the record may have reached the original topic as well |
+ * | `ambiguous` | `true` when the record may have reached the original topic as well (an attempt failed ambiguously) |
  *
  * The record's own headers are kept. `recover` is plain error recovery (`Effect.catchTags`), usable on its
  * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
@@ -48,7 +48,13 @@ export const errorType = (error: Retriable | Fatal): string => `${error._tag}.${
 export const toRecord = (
   original: ProducerRecord,
   error: Retriable | Fatal,
-  info: { readonly deadLetterTopic: string; readonly attempts: number; readonly failedAt: number }
+  info: {
+    readonly deadLetterTopic: string
+    readonly attempts: number
+    readonly failedAt: number
+    /** An attempt failed ambiguously, so the original topic may hold the record too. */
+    readonly possiblyDelivered?: boolean | undefined
+  }
 ): ProducerRecord => {
   const partition = original.partition ?? error.partition
   return {
@@ -63,7 +69,9 @@ export const toRecord = (
       ...(partition === undefined ? {} : { [headerNames.originalPartition]: String(partition) }),
       [headerNames.attempts]: String(info.attempts),
       [headerNames.failedAt]: new Date(info.failedAt).toISOString(),
-      ...(error._tag === "Retriable" && error.ambiguous ? { [headerNames.ambiguous]: "true" } : {})
+      ...(info.possiblyDelivered || (error._tag === "Retriable" && error.ambiguous)
+        ? { [headerNames.ambiguous]: "true" }
+        : {})
     }
   }
 }
@@ -73,13 +81,19 @@ export const send = (
   producer: Producer,
   original: ProducerRecord,
   error: Retriable | Fatal,
-  attempts: number,
+  attempt: { readonly attempts: number; readonly possiblyDelivered?: boolean | undefined },
   options: Options = {}
 ): Effect.Effect<DeadLettered, DeadLetterFailed> =>
   Effect.gen(function* () {
     const deadLetterTopic = (options.topicName ?? defaultTopicName)(original.topic)
     const failedAt = yield* Clock.currentTimeMillis
-    const record = toRecord(original, error, { deadLetterTopic, attempts, failedAt })
+    const possiblyDelivered = attempt.possiblyDelivered === true || (error._tag === "Retriable" && error.ambiguous)
+    const record = toRecord(original, error, {
+      deadLetterTopic,
+      attempts: attempt.attempts,
+      failedAt,
+      possiblyDelivered
+    })
     const [metadata] = yield* producer.send([record]).pipe(
       Effect.mapError(
         (deadLetterError) =>
@@ -88,7 +102,8 @@ export const send = (
             topic: original.topic,
             deadLetterTopic,
             original: error,
-            deadLetterError
+            deadLetterError,
+            possiblyDelivered
           })
       )
     )
@@ -98,7 +113,8 @@ export const send = (
       partition: metadata!.partition,
       offset: metadata!.offset,
       timestamp: metadata!.timestamp,
-      attempts,
+      attempts: attempt.attempts,
+      possiblyDelivered,
       error
     })
   }).pipe(
@@ -110,14 +126,19 @@ export const send = (
 
 /**
  * Error recovery: a `Retriable` (retries exhausted) or `Fatal` failure of `self` dead-letters `record`.
- * `attempts` is read when the failure arrives, so a counter kept by a retry loop can be passed in.
+ * `attempt` is read when the failure arrives, so counters kept by a retry loop can be passed in.
  */
 export const recover =
-  (producer: Producer, record: ProducerRecord, attempts: () => number, options: Options = {}) =>
+  (
+    producer: Producer,
+    record: ProducerRecord,
+    attempt: () => { readonly attempts: number; readonly possiblyDelivered?: boolean | undefined },
+    options: Options = {}
+  ) =>
   <A, E, R>(
     self: Effect.Effect<A, E | Retriable | Fatal, R>
   ): Effect.Effect<A | DeadLettered, Exclude<E, Retriable | Fatal> | DeadLetterFailed, R> =>
     Effect.catchTags(self as Effect.Effect<A, Retriable | Fatal, R>, {
-      Retriable: (error) => send(producer, record, error, attempts(), options),
-      Fatal: (error) => send(producer, record, error, attempts(), options)
+      Retriable: (error) => send(producer, record, error, attempt(), options),
+      Fatal: (error) => send(producer, record, error, attempt(), options)
     }) as never

@@ -27,7 +27,7 @@ import { Config, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, ty
 import kafkajs from "kafkajs"
 import { toPublishError } from "./ErrorClassification.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
-import type { PublishError } from "./PublishError.ts"
+import { type PublishError, Retriable } from "./PublishError.ts"
 
 export type Acks = "all" | "leader" | "none"
 
@@ -274,6 +274,22 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           const appendTime = Number(r.logAppendTime ?? "-1")
           base.set(`${r.topicName}\u0000${r.partition}`, { offset: BigInt(r.baseOffset ?? "0"), appendTime })
         }
+        // kafkajs drops a record sent to a partition the topic does not have and answers nothing for it:
+        // that must not pass for a delivery
+        const unanswered = records.findIndex(
+          (record, i) => !base.has(`${record.topic}\u0000${assigned.get(messages[i]!) ?? record.partition ?? 0}`)
+        )
+        if (unanswered >= 0) {
+          const record = records[unanswered]!
+          const partition = assigned.get(messages[unanswered]!) ?? record.partition
+          return yield* new Retriable({
+            reason: "UnknownTopicOrPartition",
+            ambiguous: base.size > 0, // other partitions of this send were written
+            topic: record.topic,
+            partition,
+            message: `the broker did not acknowledge ${record.topic}-${partition}: no such partition`
+          })
+        }
         const seen = new Map<string, bigint>()
         return records.map((record, i): RecordMetadata => {
           const message = messages[i]!
@@ -281,12 +297,12 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           const slot = `${record.topic}\u0000${partition}`
           const index = seen.get(slot) ?? 0n
           seen.set(slot, index + 1n)
-          const b = base.get(slot)
+          const b = base.get(slot) // present: checked above
           return {
             topic: record.topic,
             partition,
-            offset: b === undefined ? "-1" : String(b.offset + index),
-            timestamp: b !== undefined && b.appendTime >= 0 ? b.appendTime : message.timestampMs
+            offset: String(b!.offset + index),
+            timestamp: b!.appendTime >= 0 ? b!.appendTime : message.timestampMs
           }
         })
       })

@@ -82,7 +82,9 @@ export class DeadLetterFailed extends Schema.TaggedError<DeadLetterFailed>()("De
   topic: Schema.String,
   deadLetterTopic: Schema.String,
   original: Schema.Union([Retriable, Fatal]),
-  deadLetterError: Schema.Union([Retriable, Fatal])
+  deadLetterError: Schema.Union([Retriable, Fatal]),
+  /** An attempt failed ambiguously: the original topic may hold the record. */
+  possiblyDelivered: Schema.Boolean
 }) {}
 
 export const isRetriable = (error: unknown): error is Retriable =>

@@ -189,7 +189,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         )
         if (deadLetter === false) return delivered
         return delivered.pipe(
-          DeadLetter.recover(producer, record, () => attempts, deadLetter),
+          DeadLetter.recover(producer, record, () => ({ attempts, possiblyDelivered: ambiguousBefore }), deadLetter),
           Effect.tap((receipt) => (receipt._tag === "DeadLettered" ? logDeadLettered(record, receipt) : Effect.void)),
           Effect.tapError((error) =>
             error._tag === "DeadLetterFailed"

@@ -28,6 +28,8 @@ export class DeadLettered extends Data.TaggedClass("DeadLettered")<{
   readonly offset: string
   readonly timestamp: number
   readonly attempts: number
+  /** An attempt failed ambiguously: the original topic may hold the record as well (header `ambiguous`). */
+  readonly possiblyDelivered: boolean
   /** Why it was not delivered. */
   readonly error: Retriable | Fatal
 }> {}

@@ -1,302 +1,400 @@
 /**
  * FakeKafka: an in-memory Kafka broker behind the driver-neutral `Producer` interface, for tests and for
  * running examples without a broker. It is meant to be honest: the contract suite runs the same tests on it
- * and on a real broker.
+ * and on a real broker, so where Kafka and the kafkajs driver behave in a particular way, the fake does too.
  *
  * - Topics with partitions; offsets per partition start at 0 and are continuous.
- * - Keyed records land on the partition kafkajs's default partitioner (Java-compatible murmur2) picks: it is
- *   kafkajs's own partitioner, so the same key goes to the same partition as on a real broker.
- * - Size limit per topic (`maxMessageBytes`), auto-creation on or off, unauthorised topics, invalid names:
- *   each fails the way the classification table says a real broker's error is classified.
- * - A send of several records is all-or-nothing, and answers one `RecordMetadata` per record, in order.
+ * - Partitions are chosen by kafkajs's own default partitioner (Java-compatible murmur2 for keyed records,
+ *   round-robin for records without a key), one instance per fake as the driver has one per producer.
+ * - Metadata errors fail the whole send and write nothing, as kafkajs asks for the metadata of every topic
+ *   of a send before it writes: an invalid topic name (Fatal InvalidTopic), an unauthorised topic (Fatal
+ *   TopicAuthorizationFailed), an unknown topic with auto-creation off (Fatal UnknownTopic), a partition
+ *   that does not exist (Retriable UnknownTopicOrPartition).
+ * - Size: kafkajs writes the records of one send for one partition as one record batch, and the broker
+ *   rejects a batch larger than the topic's `max.message.bytes` (Fatal RecordTooLarge). The fake computes
+ *   the batch's size as kafkajs encodes it (record format v2, uncompressed), so the limit falls on the same
+ *   byte as on a real broker. Like a real broker it appends the other partitions' batches of that send.
  * - Fault injection: fail the next sends, pause until resumed, added latency, "written but the answer was
- *   lost" (the records are appended, the send fails ambiguously: a resend duplicates them, as it would on a
- *   real broker). Inspection: the records of a topic, counts of sends and records.
+ *   lost" (the records are appended, then the send fails ambiguously: a resend duplicates them, as a resend
+ *   by the application would on a real broker).
  *
- * Time comes from Effect's `Clock`, so `TestClock` controls timestamps and latency.
+ * Time comes from Effect's `Clock`, so `TestClock` controls timestamps and latency. Records are stored as
+ * given (their key, value and header bytes are not copied): do not reuse a buffer after sending it.
  */
 import { Context, Duration, Effect, Latch, Layer } from "effect"
 import kafkajs from "kafkajs"
-import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "../Producer.ts"
+import { type Headers, Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
+import type { ReadRecord } from "./TopicReader.ts"
 
+/** How a topic is created. */
 export interface TopicOptions {
+  /** Number of partitions, at least 1. */
   readonly partitions: number
-  /** The topic's `max.message.bytes`. Default: the broker's `maxMessageBytes`. */
+  /** The topic's `max.message.bytes`. Default: the fake's `maxMessageBytes`. */
   readonly maxMessageBytes?: number | undefined
 }
 
+/** How the fake broker is configured; every field has the default of a stock Kafka broker. */
 export interface Options {
   /** Create unknown topics on first use (a broker's `auto.create.topics.enable`). Default true. */
   readonly autoCreateTopics?: boolean | undefined
   /** Partitions of an auto-created topic (a broker's `num.partitions`). Default 1. */
   readonly defaultPartitions?: number | undefined
-  /** Default `max.message.bytes`: 1048588, Kafka's default. */
+  /** Default `max.message.bytes` of a topic: 1048588, Kafka's `message.max.bytes`. */
   readonly maxMessageBytes?: number | undefined
-  /** Topics the producer may not write to. */
+  /** Topics the producer is not authorised to write to: names, or a predicate. */
   readonly unauthorizedTopics?: ReadonlyArray<string> | ((topic: string) => boolean) | undefined
+  /** Topics that exist from the start (and again after `reset`). */
   readonly topics?: Readonly<Record<string, TopicOptions>> | undefined
 }
 
-/** A record as a consumer would read it back: header values are bytes, as Kafka stores them. */
-export interface StoredRecord {
-  readonly topic: string
-  readonly partition: number
-  readonly offset: string
-  readonly key: Uint8Array | null
-  readonly value: Uint8Array | null
-  readonly headers: Readonly<Record<string, Uint8Array>>
-  readonly timestamp: number
-}
-
-/** What the log keeps: headers as the producer gave them (converted to bytes only when read back). */
-interface LogEntry extends Omit<StoredRecord, "headers"> {
-  readonly headers: ProducerRecord["headers"]
-}
-
-const textEncoder = new TextEncoder()
-const readBack = (entry: LogEntry): StoredRecord => {
-  const headers: Record<string, Uint8Array> = {}
-  for (const name in entry.headers) {
-    const value = entry.headers[name]!
-    headers[name] = typeof value === "string" ? textEncoder.encode(value) : value
-  }
-  return { ...entry, headers }
-}
-
-export type InjectedError = PublishError | ((records: ReadonlyArray<ProducerRecord>) => PublishError)
-
-export interface FakeKafkaShape {
-  readonly createTopic: (name: string, options: TopicOptions) => Effect.Effect<void>
-  /** Records of a topic, by partition then offset (or of one partition). Unknown topic: none. */
-  readonly records: (
-    topic: string,
-    options?: { readonly partition?: number | undefined }
-  ) => Effect.Effect<ReadonlyArray<StoredRecord>>
-  readonly topics: Effect.Effect<ReadonlyArray<string>>
-  /** Send calls received, failed ones included: count attempts with it. */
-  readonly sendCount: Effect.Effect<number>
-  /** Records stored, in every topic. */
-  readonly recordCount: Effect.Effect<number>
-  /** The next `n` sends fail with `error` and write nothing. */
-  readonly failNext: (n: number, error: InjectedError) => Effect.Effect<void>
-  /** The next `n` sends are written but answer with an ambiguous `RequestTimeout`. */
-  readonly loseNextAnswers: (n: number) => Effect.Effect<void>
-  /** Sends wait until `resume`. */
-  readonly pause: Effect.Effect<void>
-  readonly resume: Effect.Effect<void>
-  /** Every send answers this much later. */
-  readonly setLatency: (latency: Duration.Input) => Effect.Effect<void>
-  /** Clears faults, topics and counters (keeps the options). */
-  readonly reset: Effect.Effect<void>
-}
-
-export class FakeKafka extends Context.Service<FakeKafka, FakeKafkaShape>()(
-  "effect-kafka-publisher/testing/FakeKafka"
-) {}
-
+/** The defaults of `Options`. */
 export const defaults = {
   autoCreateTopics: true,
   defaultPartitions: 1,
   maxMessageBytes: 1_048_588
 } as const
 
-/** Bytes a broker counts around a one-record batch (batch header, record framing), roughly. */
-const batchOverhead = 70
+/**
+ * A record as a consumer reads it back from the fake: the same type `TopicReader` reads from a real broker
+ * (header values as bytes, as Kafka stores them).
+ */
+export type StoredRecord = ReadRecord
 
-const legalTopic = /^[a-zA-Z0-9._-]+$/
-const topicNameProblem = (name: string): string | undefined => {
-  if (name.length === 0) return "the topic name is empty"
-  if (name === "." || name === "..") return `"${name}" is not a legal topic name`
-  if (name.length > 249) return "the topic name is longer than 249 characters"
-  if (!legalTopic.test(name)) return `"${name}" has characters other than ASCII letters, digits, '.', '_' and '-'`
-  return undefined
+/** What `failNext` fails a send with: an error, or a function of the send's records. */
+export type InjectedError = PublishError | ((records: ReadonlyArray<ProducerRecord>) => PublishError)
+
+/** The fake broker: its `Producer`, inspection and fault injection. */
+export interface FakeKafkaShape {
+  /** The in-memory driver (what `layer` provides as `Producer`). */
+  readonly producer: Producer
+  /**
+   * Creates a topic, as an admin client would. An existing topic is left as it is. An invalid name fails
+   * with Fatal InvalidTopic, a partition count below 1 with Fatal InvalidConfig.
+   */
+  readonly createTopic: (name: string, options: TopicOptions) => Effect.Effect<void, Fatal>
+  /** Records of a topic, ordered by partition then offset (or of one partition). Unknown topic: none. */
+  readonly records: (
+    topic: string,
+    options?: { readonly partition?: number | undefined }
+  ) => Effect.Effect<ReadonlyArray<StoredRecord>>
+  /** Names of the topics that exist, in order of creation. */
+  readonly topics: Effect.Effect<ReadonlyArray<string>>
+  /** Send calls received, failed ones included (an attempt counter for retry tests). */
+  readonly sendCount: Effect.Effect<number>
+  /** Records stored, in every topic. */
+  readonly recordCount: Effect.Effect<number>
+  /** The next `n` sends fail with `error` and write nothing. */
+  readonly failNext: (n: number, error: InjectedError) => Effect.Effect<void>
+  /**
+   * The next `n` sends that write their records lose their answer: the records are appended, then the
+   * send fails with a Retriable, ambiguous `RequestTimeout`.
+   */
+  readonly loseNextAnswers: (n: number) => Effect.Effect<void>
+  /** Sends wait (counted by `inFlight`) until `resume`; nothing is written meanwhile. */
+  readonly pause: Effect.Effect<void>
+  /** Lets paused sends, and later ones, through. */
+  readonly resume: Effect.Effect<void>
+  /** Every send answers this much later (`Effect.sleep`: `TestClock` moves it). Zero: no delay. */
+  readonly setLatency: (latency: Duration.Input) => Effect.Effect<void>
+  /** Back to the state `make` built: topics, records, counters and faults cleared, paused sends resumed. */
+  readonly reset: Effect.Effect<void>
+}
+
+/** The fake broker as a service, for inspection and fault injection in tests. */
+export class FakeKafka extends Context.Service<FakeKafka, FakeKafkaShape>()(
+  "effect-kafka-publisher/testing/FakeKafka"
+) {}
+
+/** One partition's log, plus the batch the current send builds for it. */
+interface PartitionLog {
+  readonly topic: string
+  readonly partition: number
+  readonly maxMessageBytes: number
+  /** The records as given, and where each was written (`records[i]` is at offset `i`). */
+  readonly records: Array<ProducerRecord>
+  readonly written: Array<RecordMetadata>
+  /** The send whose batch the fields below describe (sends are numbered). */
+  batchOf: number
+  batchCount: number
+  batchBytes: number
+  batchFirstTimestamp: number
 }
 
 interface TopicState {
   readonly name: string
-  readonly partitions: Array<Array<LogEntry>>
-  readonly maxMessageBytes: number
-  /** kafkajs partitioner input, built once per topic */
+  readonly partitions: ReadonlyArray<PartitionLog>
+  /** What kafkajs's partitioner reads: every partition has a leader. */
   readonly partitionMetadata: Array<kafkajs.PartitionMetadata>
+  /** Partitions the partitioner chose for keys (see `partitionFor`), by the key's bytes as latin1. */
+  readonly keyPartitions: Map<string, number>
 }
 
-type Plan =
-  | { readonly ok: true; readonly targets: ReadonlyArray<readonly [TopicState, number]> }
-  | {
-      readonly ok: false
-      readonly error: PublishError
-    }
-
-/** An in-memory broker: the fake (inspection, faults) and its `Producer`. */
-export const make = (
-  options: Options = {}
-): Effect.Effect<{ readonly fake: FakeKafkaShape; readonly producer: Producer }> =>
+/**
+ * Builds a fake broker. Invalid `options` (a bad initial topic, a partition count below 1) are a defect:
+ * they are a bug in the test, not a broker's answer.
+ */
+export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
   Effect.gen(function* () {
     const autoCreate = options.autoCreateTopics ?? defaults.autoCreateTopics
     const defaultPartitions = options.defaultPartitions ?? defaults.defaultPartitions
-    const brokerMax = options.maxMessageBytes ?? defaults.maxMessageBytes
-    const unauthorized = options.unauthorizedTopics
-    const isUnauthorized =
-      unauthorized === undefined
-        ? () => false
-        : typeof unauthorized === "function"
-          ? unauthorized
-          : (topic: string) => unauthorized.includes(topic)
+    const brokerMaxMessageBytes = options.maxMessageBytes ?? defaults.maxMessageBytes
+    const isUnauthorized = unauthorizedPredicate(options.unauthorizedTopics)
+    if (!isPositiveInteger(defaultPartitions)) {
+      return yield* Effect.die(new RangeError(`FakeKafka: defaultPartitions must be >= 1, got ${defaultPartitions}`))
+    }
 
     const topics = new Map<string, TopicState>()
     let partitioner = kafkajs.Partitioners.DefaultPartitioner()
     let sends = 0
     let stored = 0
     let inFlight = 0
+    let sendId = 0
     let latency = Duration.zero
-    const failures: Array<InjectedError> = []
+    const failures: Array<{ remaining: number; readonly error: InjectedError }> = []
     let lostAnswers = 0
     const running = yield* Latch.make(true)
 
-    const createTopic = (name: string, topic: TopicOptions): TopicState => {
+    const addTopic = (name: string, topic: TopicOptions): TopicState | Fatal => {
+      const problem = topicNameProblem(name)
+      if (problem !== undefined) return invalidTopic(name, problem)
+      if (!isPositiveInteger(topic.partitions)) {
+        return new Fatal({
+          reason: "InvalidConfig",
+          topic: name,
+          message: `Number of partitions must be larger than 0 (got ${topic.partitions})`
+        })
+      }
+      const maxMessageBytes = topic.maxMessageBytes ?? brokerMaxMessageBytes
       const state: TopicState = {
         name,
-        partitions: Array.from({ length: topic.partitions }, () => []),
-        maxMessageBytes: topic.maxMessageBytes ?? brokerMax,
+        partitions: Array.from({ length: topic.partitions }, (_, partition) => ({
+          topic: name,
+          partition,
+          maxMessageBytes,
+          records: [],
+          written: [],
+          batchOf: 0,
+          batchCount: 0,
+          batchBytes: 0,
+          batchFirstTimestamp: 0
+        })),
         partitionMetadata: Array.from({ length: topic.partitions }, (_, partitionId) => ({
           partitionId,
           leader: 1,
           replicas: [1],
           isr: [1],
           partitionErrorCode: 0
-        }))
+        })),
+        keyPartitions: new Map()
       }
       topics.set(name, state)
       return state
     }
-    for (const [name, topic] of Object.entries(options.topics ?? {})) createTopic(name, topic)
 
-    const fatal = (reason: Fatal["reason"], topic: string, message: string) => new Fatal({ reason, topic, message })
+    const addInitialTopics = (): Fatal | undefined => {
+      for (const [name, topic] of Object.entries(options.topics ?? {})) {
+        const added = addTopic(name, topic)
+        if (added instanceof Fatal) return added
+      }
+      return undefined
+    }
+    const initialProblem = addInitialTopics()
+    if (initialProblem !== undefined) return yield* Effect.die(initialProblem)
 
-    // Validates a whole send first (all-or-nothing), choosing each record's partition.
-    const plan = (records: ReadonlyArray<ProducerRecord>): Plan => {
-      const targets: Array<readonly [TopicState, number]> = []
-      for (const record of records) {
-        const problem = topicNameProblem(record.topic)
-        if (problem) return { ok: false, error: fatal("InvalidTopic", record.topic, problem) }
-        if (isUnauthorized(record.topic)) {
-          return {
-            ok: false,
-            error: fatal("TopicAuthorizationFailed", record.topic, "Not authorized to access topics")
-          }
+    // The topic a record goes to, as the metadata request answers it (and auto-creates it).
+    const topicFor = (name: string): TopicState | Fatal => {
+      if (isUnauthorized(name)) {
+        return new Fatal({
+          reason: "TopicAuthorizationFailed",
+          topic: name,
+          message: `Not authorized to access topics: [Topic authorization failed] (${name})`
+        })
+      }
+      const existing = topics.get(name)
+      if (existing !== undefined) return existing
+      const problem = topicNameProblem(name)
+      if (problem !== undefined) return invalidTopic(name, problem)
+      if (!autoCreate) {
+        return new Fatal({
+          reason: "UnknownTopic",
+          topic: name,
+          message: `This server does not host this topic-partition (${name}; auto-creation is off)`
+        })
+      }
+      return addTopic(name, { partitions: defaultPartitions })
+    }
+
+    const callPartitioner = (topic: TopicState, key: Buffer | null): number =>
+      partitioner({ topic: topic.name, partitionMetadata: topic.partitionMetadata, message: { key, value: null } })
+
+    // kafkajs's murmur2 does 64-bit arithmetic on objects (about 1 us a key). For a key the partitioner's
+    // answer depends only on the key's bytes and the partition count, so it is remembered per topic.
+    const partitionFor = (topic: TopicState, key: Uint8Array | null): number => {
+      if (key === null) return callPartitioner(topic, null) // round-robin: must go through the partitioner
+      if (key.byteLength > maxCachedKeyBytes) return callPartitioner(topic, asBuffer(key))
+      const bytes = latin1(key)
+      const cached = topic.keyPartitions.get(bytes)
+      if (cached !== undefined) return cached
+      const partition = callPartitioner(topic, asBuffer(key))
+      if (topic.keyPartitions.size >= maxCachedKeys) topic.keyPartitions.clear()
+      topic.keyPartitions.set(bytes, partition)
+      return partition
+    }
+
+    /**
+     * Writes one send, synchronously (so sends never interleave). Metadata errors write nothing; a batch
+     * over its topic's limit is rejected while the send's other batches are appended, as a broker does.
+     */
+    const write = (
+      records: ReadonlyArray<ProducerRecord>,
+      createTime: number
+    ): Array<RecordMetadata> | PublishError => {
+      const send = ++sendId
+      const logs: Array<PartitionLog> = new Array(records.length)
+      const batches: Array<PartitionLog> = []
+      let topic: TopicState | undefined
+      // 1. metadata and partitions; each partition's batch starts at its smallest timestamp (kafkajs)
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i]!
+        if (topic?.name !== record.topic) {
+          const found = topicFor(record.topic)
+          if (found instanceof Fatal) return found
+          topic = found
         }
-        let topic = topics.get(record.topic)
-        if (topic === undefined) {
-          if (!autoCreate) {
-            return { ok: false, error: fatal("UnknownTopic", record.topic, `unknown topic ${record.topic}`) }
-          }
-          topic = createTopic(record.topic, { partitions: defaultPartitions })
-        }
-        const partition =
-          record.partition ??
-          partitioner({
-            topic: record.topic,
-            partitionMetadata: topic.partitionMetadata,
-            message: { key: record.key === null ? null : Buffer.from(record.key), value: null }
-          })
-        if (partition < 0 || partition >= topic.partitions.length) {
-          const error = new Retriable({
+        const partition = record.partition ?? partitionFor(topic, record.key)
+        const log = topic.partitions[partition]
+        if (log === undefined) {
+          return new Retriable({
             reason: "UnknownTopicOrPartition",
             ambiguous: false,
             topic: record.topic,
             partition,
             message: `This server does not host this topic-partition (${record.topic}-${partition})`
           })
-          return { ok: false, error }
         }
-        if (recordSize(record) + batchOverhead > topic.maxMessageBytes) {
-          const error = new Fatal({
-            reason: "RecordTooLarge",
-            topic: record.topic,
-            partition,
-            message: `The record is larger than the topic's max.message.bytes (${topic.maxMessageBytes})`
-          })
-          return { ok: false, error }
+        logs[i] = log
+        const timestamp = record.timestamp ?? createTime
+        if (log.batchOf !== send) {
+          log.batchOf = send
+          log.batchCount = 0
+          log.batchBytes = recordBatchOverhead
+          log.batchFirstTimestamp = timestamp
+          batches.push(log)
+        } else if (timestamp < log.batchFirstTimestamp) {
+          log.batchFirstTimestamp = timestamp
         }
-        targets.push([topic, partition])
       }
-      return { ok: true, targets }
-    }
-
-    const append = (
-      records: ReadonlyArray<ProducerRecord>,
-      targets: ReadonlyArray<readonly [TopicState, number]>,
-      now: number
-    ): Array<RecordMetadata> => {
-      const metadata: Array<RecordMetadata> = new Array(records.length)
+      // 2. each batch's size, as kafkajs encodes it
       for (let i = 0; i < records.length; i++) {
         const record = records[i]!
-        const [topic, partition] = targets[i]!
-        const log = topic.partitions[partition]!
-        const offset = String(log.length)
-        const timestamp = record.timestamp ?? now
-        log.push({
-          topic: record.topic,
-          partition,
-          offset,
-          key: record.key,
-          value: record.value,
-          headers: record.headers,
-          timestamp
-        })
-        metadata[i] = { topic: record.topic, partition, offset, timestamp }
+        const log = logs[i]!
+        const timestampDelta = (record.timestamp ?? createTime) - log.batchFirstTimestamp
+        log.batchBytes += recordBytes(record, log.batchCount++, timestampDelta)
       }
-      stored += records.length
+      const rejected = batches.find((log) => log.batchBytes > log.maxMessageBytes)
+      // 3. append every accepted batch, in input order
+      const metadata: Array<RecordMetadata> = new Array(records.length)
+      for (let i = 0; i < records.length; i++) {
+        const log = logs[i]!
+        if (log.batchBytes > log.maxMessageBytes) continue
+        const record = records[i]!
+        const written: RecordMetadata = {
+          topic: log.topic,
+          partition: log.partition,
+          offset: String(log.records.length),
+          timestamp: record.timestamp ?? createTime
+        }
+        log.records.push(record)
+        log.written.push(written)
+        metadata[i] = written
+        stored++
+      }
+      if (rejected !== undefined) {
+        return new Fatal({
+          reason: "RecordTooLarge",
+          topic: rejected.topic,
+          partition: rejected.partition,
+          message:
+            "The request included a message larger than the max message size the server will accept " +
+            `(${rejected.topic}-${rejected.partition}: a record batch of ${rejected.batchBytes} bytes, ` +
+            `max.message.bytes ${rejected.maxMessageBytes})`
+        })
+      }
       return metadata
     }
 
-    // The broker's answer to one send, once any pause or latency is over.
-    const answer = (records: ReadonlyArray<ProducerRecord>) =>
-      Effect.clockWith((clock) =>
-        Effect.suspend((): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
-          const injected = failures.shift()
-          if (injected !== undefined) return Effect.fail(typeof injected === "function" ? injected(records) : injected)
-          const planned = plan(records)
-          if (!planned.ok) return Effect.fail(planned.error)
-          const metadata = append(records, planned.targets, clock.currentTimeMillisUnsafe())
-          if (lostAnswers > 0) {
-            lostAnswers--
-            return Effect.fail(
-              new Retriable({
-                reason: "RequestTimeout",
-                ambiguous: true,
-                topic: records[0]?.topic,
-                message: "Request timed out (FakeKafka: written, answer lost)"
-              })
-            )
-          }
-          return Effect.succeed(metadata)
-        })
-      )
+    const nextInjected = (): InjectedError | undefined => {
+      const next = failures[0]
+      if (next === undefined) return undefined
+      if (--next.remaining <= 0) failures.shift()
+      return next.error
+    }
+
+    // The broker's answer, once any pause or latency is over.
+    const answer = (
+      records: ReadonlyArray<ProducerRecord>,
+      createTime: number
+    ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
+      const injected = nextInjected()
+      if (injected !== undefined) return Effect.fail(typeof injected === "function" ? injected(records) : injected)
+      const written = write(records, createTime)
+      if (!Array.isArray(written)) return Effect.fail(written)
+      if (lostAnswers > 0) {
+        lostAnswers--
+        return Effect.fail(
+          new Retriable({
+            reason: "RequestTimeout",
+            ambiguous: true,
+            topic: records[0]!.topic,
+            message: "The request timed out (FakeKafka: the records were written, the answer was lost)"
+          })
+        )
+      }
+      return Effect.succeed(written)
+    }
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
-      Effect.suspend(() => {
+      Effect.clockWith((clock) => {
         sends++
-        // fast path: no pause, no latency (benchmarks and most tests)
-        if (running.isOpen() && Duration.isZero(latency)) return answer(records)
+        // kafkajs sends nothing for no records, so nothing can fail or wait
+        if (records.length === 0) return Effect.succeed([])
+        // CreateTime: the driver stamps records when the send starts, not when the broker answers
+        const createTime = clock.currentTimeMillisUnsafe()
+        if (running.isOpen() && Duration.isZero(latency)) return answer(records, createTime)
         inFlight++
-        const wait = Duration.isZero(latency) ? running.await : Effect.andThen(running.await, Effect.sleep(latency))
-        return wait.pipe(Effect.andThen(answer(records)), Effect.ensuring(Effect.sync(() => inFlight--)))
+        const wait = Duration.isZero(latency) ? running.await : Effect.andThen(Effect.sleep(latency), running.await)
+        return wait.pipe(
+          Effect.andThen(Effect.suspend(() => answer(records, createTime))),
+          Effect.ensuring(
+            Effect.sync(() => {
+              inFlight--
+            })
+          )
+        )
       })
 
     const records = (topic: string, opts?: { readonly partition?: number | undefined }) =>
       Effect.sync((): ReadonlyArray<StoredRecord> => {
         const state = topics.get(topic)
         if (state === undefined) return []
-        if (opts?.partition !== undefined) return (state.partitions[opts.partition] ?? []).map(readBack)
-        return state.partitions.flat().map(readBack)
+        const logs = opts?.partition === undefined ? state.partitions : [state.partitions[opts.partition]]
+        const out: Array<StoredRecord> = []
+        for (const log of logs) {
+          if (log === undefined) continue
+          for (let i = 0; i < log.records.length; i++) out.push(readBack(log.records[i]!, log.written[i]!))
+        }
+        return out
       })
 
-    const fake: FakeKafkaShape = {
+    return {
+      producer: Producer.of({ send, inFlight: Effect.sync(() => inFlight) }),
       createTopic: (name, topic) =>
-        Effect.sync(() => {
-          if (!topics.has(name)) createTopic(name, topic)
+        Effect.suspend(() => {
+          if (topics.has(name)) return Effect.void
+          const added = addTopic(name, topic)
+          return added instanceof Fatal ? Effect.fail(added) : Effect.void
         }),
       records,
       topics: Effect.sync(() => [...topics.keys()]),
@@ -304,11 +402,11 @@ export const make = (
       recordCount: Effect.sync(() => stored),
       failNext: (n, error) =>
         Effect.sync(() => {
-          for (let i = 0; i < n; i++) failures.push(error)
+          if (n > 0) failures.push({ remaining: n, error })
         }),
       loseNextAnswers: (n) =>
         Effect.sync(() => {
-          lostAnswers += n
+          lostAnswers += Math.max(0, n)
         }),
       pause: Effect.asVoid(running.close),
       resume: Effect.asVoid(running.open),
@@ -316,25 +414,127 @@ export const make = (
         Effect.sync(() => {
           latency = Duration.fromInputUnsafe(input)
         }),
-      reset: Effect.gen(function* () {
+      reset: Effect.suspend(() => {
         topics.clear()
-        for (const [name, topic] of Object.entries(options.topics ?? {})) createTopic(name, topic)
+        addInitialTopics()
         partitioner = kafkajs.Partitioners.DefaultPartitioner()
         sends = 0
         stored = 0
         failures.length = 0
         lostAnswers = 0
         latency = Duration.zero
-        yield* running.open
+        return Effect.asVoid(running.open)
       })
     }
-    return { fake, producer: Producer.of({ send, inFlight: Effect.sync(() => inFlight) }) }
   })
 
 /** Provides both the `Producer` (the in-memory driver) and `FakeKafka` (to inspect it and inject faults). */
 export const layer = (options: Options = {}): Layer.Layer<Producer | FakeKafka> =>
   Layer.effectContext(
-    Effect.map(make(options), ({ fake, producer }) =>
-      Context.make(FakeKafka, fake).pipe(Context.add(Producer, producer))
-    )
+    Effect.map(make(options), (fake) => Context.make(FakeKafka, fake).pipe(Context.add(Producer, fake.producer)))
   )
+
+// --- topic names ---------------------------------------------------------------------------------------
+
+const legalTopicName = /^[a-zA-Z0-9._-]+$/
+
+/** Kafka's rules for topic names (`org.apache.kafka.common.internals.Topic.validate`). */
+const topicNameProblem = (name: string): string | undefined => {
+  if (name.length === 0) return "the topic name is empty"
+  if (name === "." || name === "..") return `"${name}" is not a legal topic name`
+  if (name.length > 249) return `the topic name is ${name.length} characters long, the maximum is 249`
+  if (!legalTopicName.test(name)) return `"${name}" has characters other than ASCII letters, digits, '.', '_' and '-'`
+  return undefined
+}
+
+const invalidTopic = (name: string, problem: string) =>
+  new Fatal({
+    reason: "InvalidTopic",
+    topic: name,
+    message: `The request attempted to perform an operation on an invalid topic (${problem})`
+  })
+
+const unauthorizedPredicate = (topics: Options["unauthorizedTopics"]): ((topic: string) => boolean) => {
+  if (topics === undefined) return () => false
+  if (typeof topics === "function") return topics
+  const names = new Set(topics)
+  return (topic) => names.has(topic)
+}
+
+const isPositiveInteger = (n: number) => Number.isInteger(n) && n >= 1
+
+// --- record batch size (Kafka record format v2, as kafkajs 2.2.4 encodes it, uncompressed) -----------
+
+/** Base offset, length, leader epoch, magic, CRC, attributes, last offset delta, timestamps, producer. */
+const recordBatchOverhead = 61
+
+/** Bytes of a zig-zag varint / varlong (exact below 2^52). */
+const varintSize = (n: number): number => {
+  let zigzag = n >= 0 ? n * 2 : -n * 2 - 1
+  let size = 1
+  while (zigzag >= 128) {
+    zigzag = Math.floor(zigzag / 128)
+    size++
+  }
+  return size
+}
+
+/** A length-prefixed byte field; null is the length -1 alone. */
+const bytesFieldSize = (bytes: Uint8Array | null): number =>
+  bytes === null ? 1 : varintSize(bytes.byteLength) + bytes.byteLength
+
+const headersSize = (headers: Headers): number => {
+  let count = 0
+  let size = 0
+  for (const name in headers) {
+    const value = headers[name]!
+    const nameBytes = Buffer.byteLength(name)
+    const valueBytes = typeof value === "string" ? Buffer.byteLength(value) : value.byteLength
+    size += varintSize(nameBytes) + nameBytes + varintSize(valueBytes) + valueBytes
+    count++
+  }
+  return varintSize(count) + size
+}
+
+/** A record's bytes inside its batch: length, attributes, deltas, key, value, headers. */
+const recordBytes = (record: ProducerRecord, offsetDelta: number, timestampDelta: number): number => {
+  const body =
+    1 +
+    varintSize(timestampDelta) +
+    varintSize(offsetDelta) +
+    bytesFieldSize(record.key) +
+    bytesFieldSize(record.value) +
+    headersSize(record.headers)
+  return varintSize(body) + body
+}
+
+// --- bytes ---------------------------------------------------------------------------------------------
+
+const maxCachedKeys = 10_000
+const maxCachedKeyBytes = 256
+
+/** One char per byte: equal strings for equal bytes, so the string can key a Map. */
+const latin1 = (bytes: Uint8Array): string => String.fromCharCode.apply(null, bytes as unknown as Array<number>)
+
+/** A Buffer over the same bytes (no copy): kafkajs's murmur2 hashes a Buffer, anything else as a string. */
+const asBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+const textEncoder = new TextEncoder()
+
+const readBack = (record: ProducerRecord, written: RecordMetadata): StoredRecord => {
+  const headers: Record<string, Uint8Array> = {}
+  for (const name in record.headers) {
+    const value = record.headers[name]!
+    headers[name] = typeof value === "string" ? textEncoder.encode(value) : value
+  }
+  return {
+    topic: written.topic,
+    partition: written.partition,
+    offset: written.offset,
+    key: record.key,
+    value: record.value,
+    headers,
+    timestamp: written.timestamp
+  }
+}

@@ -191,6 +191,22 @@ export const producerContract = (name: string, harness: HarnessLayer, options: {
       }).pipe(Effect.provide(harness({ autoCreateTopics: false })))
     )
 
+    it.live("a partition the topic does not have is a Retriable UnknownTopicOrPartition, never a silent drop", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const producer = yield* Producer
+          const name = uniqueTopic("contract-partition")
+          yield* broker.createTopic(name, { partitions: 2 })
+          const record = { topic: name, key: null, value: new Uint8Array([1]), headers: {}, partition: 7 }
+          const error = failureOf(yield* Effect.exit(producer.send([record]))) as PublishError
+          assert.strictEqual(error._tag, "Retriable")
+          assert.strictEqual(error.reason, "UnknownTopicOrPartition")
+          assert.strictEqual((yield* broker.readBack(name)).length, 0)
+        })
+      )
+    )
+
     it.live("a batch answers one receipt per record, in input order", () =>
       withBroker(
         Effect.gen(function* () {
