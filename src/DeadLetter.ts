@@ -17,15 +17,19 @@
  * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
  * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import type { Producer, ProducerRecord } from "./Producer.ts"
-import { DeadLetterFailed, type Fatal, type Retriable } from "./PublishError.ts"
+import { DeadLetterFailed, type Fatal, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
 
 export interface Options {
   /** The dead-letter topic for a topic. Default: `<topic>.dlt`. */
   readonly topicName?: ((topic: string) => string) | undefined
+  /** Bounds the dead-letter write: a broker that cannot take it must not hold the caller forever. Default 30 s. */
+  readonly timeout?: Duration.Input | undefined
 }
+
+export const defaultTimeout = Duration.seconds(30)
 
 export const defaultTopicName = (topic: string): string => `${topic}.dlt`
 
@@ -94,7 +98,20 @@ export const send = (
       failedAt,
       possiblyDelivered
     })
+    const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)
     const [metadata] = yield* producer.send([record]).pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () =>
+          Effect.fail(
+            new Retriable({
+              reason: "DeliveryTimeout",
+              ambiguous: true,
+              topic: deadLetterTopic,
+              message: `dead-letter write not acknowledged within ${Duration.format(timeout)}`
+            })
+          )
+      }),
       Effect.mapError(
         (deadLetterError) =>
           new DeadLetterFailed({

@@ -132,6 +132,14 @@ export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
   }
 }
 
+/** A queued send whose caller gave up before it started: never sent. */
+class SendCancelled extends Error {
+  override readonly name = "SendCancelled"
+  constructor() {
+    super("cancelled before it was sent")
+  }
+}
+
 interface Session {
   readonly producer: kafkajs.Producer
   /** A send failed on it: its sequence numbers may be wrong, the next send starts a new session. */
@@ -223,9 +231,16 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
       }
     }
 
-    const sendBatch = (request: kafkajs.ProducerBatch): Promise<Array<kafkajs.RecordMetadata>> => {
+    const sendBatch = (request: kafkajs.ProducerBatch, signal: AbortSignal): Promise<Array<kafkajs.RecordMetadata>> => {
       inFlight++
-      const run = idempotent ? queue.then(() => sendOnSession(request)) : session.producer.sendBatch(request)
+      // a caller that gave up while its send waited in the queue (delivery timeout, interruption) is not
+      // sent at all: nothing reaches the broker after its caller was told it failed
+      const run = idempotent
+        ? queue.then(() => {
+            if (signal.aborted) throw new SendCancelled()
+            return sendOnSession(request)
+          })
+        : session.producer.sendBatch(request)
       if (idempotent) queue = run.catch(() => undefined)
       return run.finally(() => {
         inFlight--
@@ -254,13 +269,16 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           else byTopic.set(record.topic, [message])
         }
         const response = yield* Effect.tryPromise({
-          try: () =>
-            sendBatch({
-              acks: acksValue[acks],
-              timeout: requestTimeout,
-              compression,
-              topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
-            }),
+          try: (signal) =>
+            sendBatch(
+              {
+                acks: acksValue[acks],
+                timeout: requestTimeout,
+                compression,
+                topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
+              },
+              signal
+            ),
           catch: (cause) =>
             toPublishError(cause, {
               autoCreateTopics,

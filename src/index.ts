@@ -4,6 +4,7 @@
  * Follow one publish: `Publisher` -> `Topic.encode` -> `Producer.send` (a driver: `KafkaJsProducer`, or
  * `FakeKafka` from "effect-kafka-publisher/testing") -> `RetryPolicy` -> `DeadLetter` -> a `Receipt`.
  */
+export * as Batcher from "./Batcher.ts"
 export * as CircuitBreaker from "./CircuitBreaker.ts"
 export * as DeadLetter from "./DeadLetter.ts"
 export * as ErrorClassification from "./ErrorClassification.ts"

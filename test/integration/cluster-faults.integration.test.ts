@@ -1,7 +1,7 @@
 // Issue 7 on a three-node cluster (replication factor 3, min.insync.replicas 2): a partition leader killed
 // mid-stream, a follower paused, then two nodes lost. Every event is accounted for by reading both topics back.
 import { afterAll, assert, beforeAll, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Schedule, Schema } from "effect"
 import kafkajs from "kafkajs"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
@@ -133,8 +133,8 @@ describeWithKafka("three-node cluster faults", () => {
       Effect.gen(function* () {
         const { name, outcomes } = yield* run(
           "two-down",
-          400,
           100,
+          80,
           () =>
             Effect.gen(function* () {
               yield* Effect.promise(() => cluster.kill(2))
@@ -143,9 +143,12 @@ describeWithKafka("three-node cluster faults", () => {
           { deliveryTimeout: "15 seconds", retry: RetryPolicy.make({ maxAttempts: 4, maxDelay: "2 seconds" }) }
         )
         yield* Effect.promise(() => Promise.all([cluster.restart(2), cluster.restart(3)]))
-        const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
+        // leaders are elected again a little after the nodes are back
+        const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes).pipe(
+          Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 30 })))
+        )
         console.log(summary("3 nodes, two lost", counts))
-        assert.strictEqual(counts.delivered + counts.deadLettered + counts.errors, 400)
+        assert.strictEqual(counts.delivered + counts.deadLettered + counts.errors, 100)
         assert.isAbove(counts.errors + counts.deadLettered, 0, "the loss of two nodes showed")
         assert.strictEqual(counts.lost, 0)
         assert.strictEqual(counts.duplicates, 0)

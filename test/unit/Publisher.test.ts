@@ -162,6 +162,30 @@ describe("Publisher", () => {
     )
   )
 
+  it.effect("a dead-letter write that hangs is bounded: DeadLetterFailed after the dead-letter timeout", () =>
+    withPublisher(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        // the first send fails fatally; the broker then stops answering, so the dead-letter write hangs
+        yield* fake.failNext(1, () => {
+          Effect.runSync(fake.pause)
+          return tooLarge
+        })
+        const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+        yield* TestClock.adjust("29 seconds")
+        assert.isUndefined(fiber.pollUnsafe())
+        yield* TestClock.adjust("1 second")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.strictEqual(error._tag, "DeadLetterFailed")
+        if (error._tag !== "DeadLetterFailed") return
+        assert.strictEqual(error.original.reason, "RecordTooLarge")
+        assert.strictEqual(error.deadLetterError.reason, "DeliveryTimeout")
+        yield* fake.resume
+      })
+    )
+  )
+
   it.effect("with dead-lettering off, the caller gets the error itself", () =>
     withPublisher(
       Effect.gen(function* () {
