@@ -8,7 +8,9 @@
  * the innermost known error decides.
  *
  * `ambiguous` marks failures after which the record may have been written anyway (the request reached the
- * broker but no answer came back). See `PublishError`.
+ * broker but no answer came back). See `PublishError`. A retriable failure that kafkajs reports after
+ * retrying the request itself (`KafkaJSNumberOfRetriesExceeded`, retryCount > 0) is always ambiguous: only
+ * the last attempt's error is kept, and an earlier attempt may have been written.
  *
  * | kind | reason | matches |
  * | --- | --- | --- |
@@ -148,12 +150,29 @@ const classifyOne = (error: ErrorLike, context: ClassifyContext): Classification
   return undefined
 }
 
+/**
+ * kafkajs gave up after retrying the request itself: it reports only the last attempt's error, and an
+ * earlier attempt may have reached the broker (a connection closed mid-request, then refused while the
+ * broker restarts). Such a failure is ambiguous whatever the last error says.
+ */
+const retriedInsideClient = (chain: ReadonlyArray<ErrorLike>): boolean =>
+  chain.some(
+    (e) =>
+      e.name === "KafkaJSNumberOfRetriesExceeded" &&
+      typeof (e as { retryCount?: unknown }).retryCount === "number" &&
+      (e as { retryCount: number }).retryCount > 0
+  )
+
 /** Classifies one driver failure: the innermost error of the cause chain that a row matches decides. */
 export const classify = (error: unknown, context: ClassifyContext): Classification => {
   const chain = causeChain(error)
   for (let i = chain.length - 1; i >= 0; i--) {
     const found = classifyOne(chain[i]!, context)
-    if (found) return found
+    if (found) {
+      return found.kind === "Retriable" && !found.ambiguous && retriedInsideClient(chain)
+        ? { ...found, ambiguous: true }
+        : found
+    }
   }
   // Unknown: trust the client's own retriable flag where it set one, and assume the worst (may be written).
   return chain.some((e) => e.retriable === true) ? retriable("Unknown", true) : fatal("Unknown")

@@ -32,7 +32,7 @@ const isAmbiguous = (error: PublishFailure): boolean => {
     case "Retriable":
       return error.ambiguous
     case "DeadLetterFailed":
-      return error.original._tag === "Retriable" && error.original.ambiguous
+      return error.possiblyDelivered
     default:
       return false
   }

@@ -22,9 +22,9 @@ const protocolError = (type: string): Error => {
   return new K.KafkaJSProtocolError!(known ?? { type, code: -2, retriable: false, message: type })
 }
 
-/** kafkajs wraps a failure the way its retrier does when it gives up. */
-const retriesExceeded = (error: Error) =>
-  new K.KafkaJSNumberOfRetriesExceeded!(error, { retryCount: 5, retryTime: 1000 })
+/** kafkajs wraps a failure the way its retrier does when it gives up (here: on its first attempt). */
+const retriesExceeded = (error: Error, retryCount = 0) =>
+  new K.KafkaJSNumberOfRetriesExceeded!(error, { retryCount, retryTime: 1000 })
 const nonRetriable = (error: Error) => new K.KafkaJSNonRetriableError!(error, { cause: error })
 
 const context = { autoCreateTopics: true }
@@ -119,6 +119,28 @@ describe("ErrorClassification", () => {
       const error = new ErrorClass("x")
       expect(classify(error, context)).toEqual(clientErrors[name])
     }
+  })
+
+  it("a retriable failure reported after kafkajs retried the request itself is ambiguous", () => {
+    const refused = new K.KafkaJSConnectionError!("Connection error: connect ECONNREFUSED 127.0.0.1:1", {
+      broker: "127.0.0.1:1",
+      code: "ECONNREFUSED"
+    })
+    expect(classify(retriesExceeded(refused, 0), context)).toEqual({
+      kind: "Retriable",
+      reason: "BrokerUnavailable",
+      ambiguous: false
+    })
+    expect(classify(retriesExceeded(refused, 3), context)).toEqual({
+      kind: "Retriable",
+      reason: "BrokerUnavailable",
+      ambiguous: true
+    })
+    // a fatal answer stays fatal: the broker refused the record, retried or not
+    expect(classify(retriesExceeded(protocolError("MESSAGE_TOO_LARGE"), 3), context)).toEqual({
+      kind: "Fatal",
+      reason: "RecordTooLarge"
+    })
   })
 
   it("the innermost known cause decides, not the wrapper", () => {
