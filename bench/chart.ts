@@ -9,11 +9,11 @@ export interface Bar {
 
 const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
 
-export const barChartPng = (title: string, bars: ReadonlyArray<Bar>): Buffer => {
+export const barChartPng = (title: string, subtitle: string, bars: ReadonlyArray<Bar>): Buffer => {
   const rowHeight = 28
   const left = 330
   const width = 1000
-  const top = 50
+  const top = 64
   const height = top + bars.length * rowHeight + 30
   const max = Math.max(...bars.map((b) => b.value), 1)
   const rows = bars
@@ -27,7 +27,8 @@ export const barChartPng = (title: string, bars: ReadonlyArray<Bar>): Buffer => 
     .join("\n")
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${width / 2}" y="28" text-anchor="middle" font-size="16" font-weight="bold">${escape(title)}</text>
+<text x="${width / 2}" y="26" text-anchor="middle" font-size="16" font-weight="bold">${escape(title)}</text>
+<text x="${width / 2}" y="46" text-anchor="middle" font-size="11">${escape(subtitle)}</text>
 ${rows}
 </svg>`
   return new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" } }).render().asPng()

@@ -377,11 +377,11 @@ Peak RSS is this Node process's (it holds every scenario run so far); the Java b
     `${JSON.stringify({ machine, events, callers, results, memory }, null, 2)}\n`
   )
   const bars: Array<Bar> = results.map((r) => ({
-    label: `${r.scenario.split(":")[0]} ${r.size} B ${r.scenario.split(":")[1]?.trim().slice(0, 28) ?? ""}`,
+    label: `${r.scenario.split(":")[0]} ${r.size} B ${r.scenario.split(":")[1]?.trim().slice(0, 30) ?? ""}`,
     value: r.recordsPerSecond,
     note: `${fmt(r.recordsPerSecond)}/s, p99 ${r.latencyMs.p99.toFixed(1)} ms`
   }))
-  fs.writeFileSync("bench/results/latest.png", barChartPng(`records/s (acks=all, idempotent) — ${machine}`, bars))
+  fs.writeFileSync("bench/results/latest.png", barChartPng("records/s, acks=all, idempotence on", machine, bars))
   console.log(md)
 }
 
