@@ -24,18 +24,17 @@ describeWithKafka("publishing through a broker pause", () => {
     await cluster?.stop()
   })
 
-  const publishThroughPause = (pause: Duration.Input) =>
+  const publishThroughPause = (pause: Duration.Input, total = 1000) =>
     Effect.gen(function* () {
-      const name = `pause-${Duration.toSeconds(Duration.fromInputUnsafe(pause))}s-${Date.now()}`
+      const name = `pause-${Duration.toSeconds(Duration.fromInputUnsafe(pause))}s-${total}-${Date.now()}`
       yield* createTopic(cluster.brokers, name, { partitions: 3 })
       const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
       const publisher = yield* Publisher.Publisher
-      const total = 1000
       let settled = 0
 
       // freeze the broker once 200 publishes have settled, while the rest are in flight
       const freezer = Effect.gen(function* () {
-        while (settled < 200) yield* Effect.sleep("5 millis")
+        while (settled < total / 5) yield* Effect.sleep("5 millis")
         cluster.pause(1)
         yield* Effect.sleep(pause)
         cluster.resume(1)
@@ -78,12 +77,21 @@ describeWithKafka("publishing through a broker pause", () => {
       )
     )
 
+  // issue 3
   describe("1,000 publishes", () => {
     it.live("broker frozen for 2 s: 1,000 records, no duplicates, no loss", () => publishThroughPause("2 seconds"), {
       timeout: 120_000
     })
     it.live("broker frozen for 15 s: 1,000 records, no duplicates, no loss", () => publishThroughPause("15 seconds"), {
       timeout: 180_000
+    })
+  })
+
+  // issue 7: every publish resolves, records = delivered receipts, 0 duplicates, 0 lost
+  describe("10,000 publishes", () => {
+    it.live("broker frozen for 2 s", () => publishThroughPause("2 seconds", 10_000), { timeout: 180_000 })
+    it.live("broker frozen for 30 s (the request timeout)", () => publishThroughPause("30 seconds", 10_000), {
+      timeout: 240_000
     })
   })
 })

@@ -1,0 +1,47 @@
+// Metrics and spans leave through @effect/opentelemetry: the publisher's Effect metrics and spans reach the
+// OpenTelemetry SDK's exporters under their OpenTelemetry names.
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import { assert, describe, it } from "@effect/vitest"
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  PeriodicExportingMetricReader
+} from "@opentelemetry/sdk-metrics"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { Effect, Layer, Schema } from "effect"
+import * as Publisher from "../../src/Publisher.ts"
+import * as Topic from "../../src/Topic.ts"
+import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+
+describe("OpenTelemetry export", () => {
+  it.live("metrics and the PRODUCER span reach the OTel SDK", () => {
+    const spans = new InMemorySpanExporter()
+    const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+    const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 60_000 })
+    const otel = NodeSdk.layer(() => ({
+      resource: { serviceName: "otel-export-test" },
+      spanProcessor: new SimpleSpanProcessor(spans),
+      metricReader: reader
+    }))
+    const topic = Topic.make({ name: "otel-orders", schema: Schema.String, key: (s) => s })
+    return Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      yield* publisher.publish(topic, "user-1")
+      yield* publisher.publish(topic, "user-2")
+      yield* Effect.promise(() => reader.forceFlush())
+      const exported = metrics
+        .getMetrics()
+        .flatMap((m) => m.scopeMetrics.flatMap((s) => s.metrics))
+        .map((m) => [m.descriptor.name, m.dataPoints] as const)
+      const sent = exported.find(([name]) => name === "messaging.client.sent.messages")
+      assert.isDefined(sent, `exported: ${exported.map(([n]) => n).join(", ")}`)
+      const point = sent![1].find((p) => p.attributes["messaging.destination.name"] === "otel-orders")
+      assert.strictEqual(point?.value, 2)
+      assert.strictEqual(point?.attributes["messaging.system"], "kafka")
+      assert.isDefined(exported.find(([name]) => name === "messaging.client.operation.duration"))
+      const span = spans.getFinishedSpans().find((s) => s.name === "send otel-orders")
+      assert.isDefined(span)
+      assert.strictEqual(span!.attributes["messaging.system"], "kafka")
+    }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provideMerge(FakeKafka.layer()))), Effect.provide(otel))
+  })
+})
