@@ -26,6 +26,7 @@
 import { Config, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, type Scope } from "effect"
 import kafkajs from "kafkajs"
 import { toPublishError } from "./ErrorClassification.ts"
+import { type Compression, compressionType } from "./internal/compressionCodecs.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
 import { type PublishError, Retriable } from "./PublishError.ts"
 
@@ -64,8 +65,8 @@ export interface KafkaJsConfig {
   readonly connectionTimeout?: Duration.Input | undefined
   /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
   readonly autoCreateTopics?: boolean | undefined
-  /** Default "none". kafkajs ships gzip; other codecs need a registered codec. */
-  readonly compression?: "none" | "gzip" | undefined
+  /** Default "none". gzip, snappy and zstd (Java: compression.type); lz4 is not offered. */
+  readonly compression?: Compression | undefined
   readonly retry?: DriverRetry | undefined
   readonly ssl?: boolean | undefined
   readonly sasl?: Sasl | undefined
@@ -155,10 +156,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
     const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)
     const reconnectBackoff = millis(config.reconnectBackoff ?? defaults.reconnectBackoff)
-    const compression =
-      (config.compression ?? defaults.compression) === "gzip"
-        ? kafkajs.CompressionTypes.GZIP
-        : kafkajs.CompressionTypes.None
+    const compression = compressionType(config.compression ?? defaults.compression)
     const retry = {
       retries: config.retry?.retries ?? defaults.retry.retries,
       initialRetryTime: millis(config.retry?.initialRetryTime ?? defaults.retry.initialRetryTime),
@@ -361,7 +359,7 @@ const optionsConfig = Config.all({
   requestTimeout: Config.Duration("KAFKA_REQUEST_TIMEOUT").pipe(Config.withDefault(defaults.requestTimeout)),
   connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
   autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
-  compression: Config.schema(Schema.Literals(["none", "gzip"]), "KAFKA_COMPRESSION").pipe(
+  compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "zstd"]), "KAFKA_COMPRESSION").pipe(
     Config.withDefault("none" as const)
   ),
   ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
@@ -375,7 +373,7 @@ const optionsConfig = Config.all({
 /**
  * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
  * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
- * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip),
+ * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|zstd),
  * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
  * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
  */

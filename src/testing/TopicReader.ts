@@ -7,6 +7,7 @@
  */
 import { Data, Duration, Effect } from "effect"
 import kafkajs from "kafkajs"
+import { compressionType } from "../internal/compressionCodecs.ts"
 
 export interface ReadRecord {
   readonly topic: string
@@ -44,6 +45,7 @@ const headerBytes = (headers: kafkajs.IHeaders | undefined): Record<string, Uint
 
 /** Every record of the topic, ordered by partition then offset. */
 export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecord>, ReadFailed> => {
+  compressionType("none") // registers the snappy and zstd codecs, so compressed batches can be read
   const timeout = Duration.fromInputUnsafe(options.timeout ?? Duration.seconds(60))
   const fail = (message: string) => (cause: unknown) => new ReadFailed({ message, topic: options.topic, cause })
   const kafka = new kafkajs.Kafka({

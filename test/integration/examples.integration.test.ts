@@ -32,6 +32,22 @@ describeWithKafka("examples on the real broker", () => {
     })
   })
 
+  describe("orders latency comparison", { timeout: 180_000 }, () => {
+    it("measures every variant (no linger, linger, gzip, snappy, zstd) on the real broker", async () => {
+      const { code, stdout, stderr } = await runExample("examples/orders/latency.ts", {
+        KAFKA_BROKERS: bootstrapServers().join(","),
+        EVENTS: "1000",
+        CALLERS: "32"
+      })
+      assert.strictEqual(code, 0, stderr)
+      console.log(stdout)
+      assert.strictEqual(
+        stdout.match(/^\| (no linger|linger 5 ms)[^|]* \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d,]+ \|$/gm)?.length,
+        5
+      )
+    })
+  })
+
   describe("shutdown under load", { timeout: 120_000 }, () => {
     it.live(
       "SIGTERM to a continuously publishing process: it exits in time, every accepted event is accounted for",

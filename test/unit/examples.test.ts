@@ -65,3 +65,23 @@ describe("examples on the embedded broker", { timeout: 60_000 }, () => {
     assert.strictEqual(summary.delivered + summary.deadLettered + summary.failed.length, summary.accepted)
   })
 })
+
+describe("orders latency comparison on the embedded broker", { timeout: 60_000 }, () => {
+  it("prints p50/p95/p99 and records/s for every variant", async () => {
+    const { code, stdout, stderr } = await runExample("examples/orders/latency.ts", {
+      KAFKA_BROKERS: undefined,
+      EVENTS: "300",
+      CALLERS: "16"
+    })
+    assert.strictEqual(code, 0, stderr)
+    for (const variant of [
+      "no linger",
+      "linger 5 ms",
+      "linger 5 ms \\+ gzip",
+      "linger 5 ms \\+ snappy",
+      "linger 5 ms \\+ zstd"
+    ]) {
+      assert.match(stdout, new RegExp(`^\\| ${variant} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d,]+ \\|$`, "m"))
+    }
+  })
+})
