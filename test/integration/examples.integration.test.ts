@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as TopicReader from "../../src/testing/TopicReader.ts"
 import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
+import { startWorkflowService, validBody } from "../support/workflowService.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
 
 const decoder = new TextDecoder()
@@ -46,6 +47,37 @@ describeWithKafka("examples on the real broker", () => {
         5
       )
     })
+  })
+
+  describe("workflow-events service", { timeout: 120_000 }, () => {
+    it.live("POST over real HTTP publishes to the real broker; a consumer reads the event back", () =>
+      Effect.gen(function* () {
+        const topic = `workflow-events-${Date.now()}`
+        const service = yield* Effect.promise(() =>
+          startWorkflowService({ KAFKA_BROKERS: bootstrapServers().join(","), WORKFLOW_TOPIC: topic })
+        )
+        try {
+          const response = yield* Effect.promise(() => service.trigger("wf-real", validBody))
+          assert.strictEqual(response.status, 202)
+          const receipt = (yield* Effect.promise(() => response.json())) as { status: string; runId: string }
+          assert.strictEqual(receipt.status, "Delivered")
+          const bad = yield* Effect.promise(() => service.trigger("wf-real", { source: "fax" }))
+          assert.strictEqual(bad.status, 400)
+          const [record, ...rest] = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic })
+          assert.strictEqual(rest.length, 0)
+          const event = JSON.parse(decoder.decode(record!.value!)) as Record<string, unknown>
+          assert.include(event, {
+            workflowId: "wf-real",
+            runId: receipt.runId,
+            source: "api",
+            eventType: "workflow.triggered"
+          })
+        } finally {
+          service.run.child.kill("SIGTERM")
+          yield* Effect.promise(() => service.run.exit)
+        }
+      })
+    )
   })
 
   describe("shutdown under load", { timeout: 120_000 }, () => {
