@@ -1,13 +1,13 @@
 // Issue 7's bad-input catalogue, the cases that need a real broker (the others run on FakeKafka and in unit
 // tests: schema-invalid event, key function that throws, header value that is not bytes, malformed config,
 // oversize record, invalid topic name, unknown topic with auto-create off, wrong SASL password).
-import { afterAll, assert, beforeAll, it } from "@effect/vitest"
+import { assert, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Redacted, Schema } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, scramUsers } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 
 const typedFailure = (exit: Exit.Exit<unknown, unknown>) => {
@@ -18,27 +18,12 @@ const typedFailure = (exit: Exit.Exit<unknown, unknown>) => {
 }
 
 describeWithKafka("bad input on a real broker", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    cluster = await startCluster({
-      version: kafkaVersion(),
-      sasl: {
-        users: [
-          { name: "admin", password: "admin-secret" },
-          { name: "alice", password: "alice-secret" }
-        ],
-        superUsers: ["admin"]
-      }
-    })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ sasl: scramUsers })
 
   it.live("an unauthorised topic: a Fatal authorization error, fast, not retried", () =>
     Effect.gen(function* () {
       const name = `acl-protected-${Date.now()}`
-      yield* createTopic(cluster.brokers, name, { partitions: 1 })
+      yield* createTopic(cluster().brokers, name, { partitions: 1 })
       const started = Date.now()
       const exit = yield* Publisher.Publisher.use((p) =>
         p.publish(Topic.make({ name, schema: Schema.String }), "x")
@@ -47,7 +32,7 @@ describeWithKafka("bad input on a real broker", () => {
           Publisher.layer({ deadLetter: false }).pipe(
             Layer.provide(
               KafkaJsProducer.layer({
-                brokers: cluster.saslBrokers!,
+                brokers: cluster().saslBrokers!,
                 sasl: { mechanism: "scram-sha-256", username: "alice", password: Redacted.make("alice-secret") }
               })
             )

@@ -1,29 +1,18 @@
 // Issue 7, broker crash: kill -9 the only broker mid-stream, restart it, and account for every event.
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
 
 describeWithKafka("broker crash (kill -9) and restart", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    // a shorter broker session, so the restarted broker may register again sooner (default 9 s)
-    cluster = await startCluster({
-      version: kafkaVersion(),
-      nodes: 1,
-      extraProps: { "broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000 }
-    })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ nodes: 1, extraProps: quickRestart })
 
   describe("2,000 publishes, 50 at a time", () => {
     it.live(
@@ -31,17 +20,17 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
       () =>
         Effect.gen(function* () {
           const name = `crash-${Date.now()}`
-          yield* createTopic(cluster.brokers, name, { partitions: 3 })
-          yield* createTopic(cluster.brokers, `${name}.dlt`, { partitions: 1 })
+          yield* createTopic(cluster().brokers, name, { partitions: 3 })
+          yield* createTopic(cluster().brokers, `${name}.dlt`, { partitions: 1 })
           const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
           const publisher = yield* Publisher.Publisher
           const total = 2000
           let settled = 0
           const crash = Effect.gen(function* () {
             while (settled < 400) yield* Effect.sleep("5 millis")
-            yield* Effect.promise(() => cluster.kill(1))
+            yield* Effect.promise(() => cluster().kill(1))
             yield* Effect.sleep("1 second")
-            yield* Effect.promise(() => cluster.restart(1))
+            yield* Effect.promise(() => cluster().restart(1))
           })
           const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${id % 7}` }))
           const [outcomes] = yield* Effect.all(
@@ -56,7 +45,7 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
             ],
             { concurrency: 2 }
           )
-          const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
+          const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes)
           console.log(summary("kill -9 + restart", counts))
           assert.strictEqual(counts.delivered + counts.deadLettered + counts.errors, total)
           assert.strictEqual(counts.lost, 0, "no delivered or dead-lettered event missing")
@@ -66,7 +55,7 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
         }).pipe(
           Effect.provide(
             Publisher.layer().pipe(
-              Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "crash" }))
+              Layer.provide(KafkaJsProducer.layer({ brokers: cluster().brokers, clientId: "crash" }))
             )
           )
         ),

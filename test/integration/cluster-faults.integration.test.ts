@@ -1,14 +1,14 @@
 // Issue 7 on a three-node cluster (replication factor 3, min.insync.replicas 2): a partition leader killed
 // mid-stream, a follower paused, then two nodes lost. Every event is accounted for by reading both topics back.
-import { afterAll, assert, beforeAll, it } from "@effect/vitest"
+import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Schedule, Schema } from "effect"
 import kafkajs from "kafkajs"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as RetryPolicy from "../../src/RetryPolicy.ts"
 import * as Topic from "../../src/Topic.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
@@ -27,17 +27,7 @@ const leaderOf = (brokers: ReadonlyArray<string>, topic: string, partition: numb
   })
 
 describeWithKafka("three-node cluster faults", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    cluster = await startCluster({
-      version: kafkaVersion(),
-      nodes: 3,
-      extraProps: { "broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000 }
-    })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ nodes: 3, extraProps: quickRestart })
 
   /** Publishes `total` events 20 at a time; `fault` runs beside them once `after` have settled. */
   const run = <E>(
@@ -49,8 +39,8 @@ describeWithKafka("three-node cluster faults", () => {
   ) =>
     Effect.gen(function* () {
       const name = `cluster-${label.replace(/\W+/g, "-")}-${Date.now()}`
-      yield* createTopic(cluster.brokers, name, { partitions: 3, replicationFactor: 3 })
-      yield* createTopic(cluster.brokers, `${name}.dlt`, { partitions: 1, replicationFactor: 3 })
+      yield* createTopic(cluster().brokers, name, { partitions: 3, replicationFactor: 3 })
+      yield* createTopic(cluster().brokers, `${name}.dlt`, { partitions: 1, replicationFactor: 3 })
       const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
       const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${id % 11}` }))
       let settled = 0
@@ -65,7 +55,7 @@ describeWithKafka("three-node cluster faults", () => {
             ),
             Effect.gen(function* () {
               while (settled < after) yield* Effect.sleep("5 millis")
-              yield* fault(cluster.brokers, name)
+              yield* fault(cluster().brokers, name)
             })
           ],
           { concurrency: 2 }
@@ -74,7 +64,7 @@ describeWithKafka("three-node cluster faults", () => {
       }).pipe(
         Effect.provide(
           Publisher.layer(publisherOptions).pipe(
-            Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: label }))
+            Layer.provide(KafkaJsProducer.layer({ brokers: cluster().brokers, clientId: label }))
           )
         )
       )
@@ -89,11 +79,11 @@ describeWithKafka("three-node cluster faults", () => {
         const { name, outcomes } = yield* run("leader-kill", 1500, 300, (brokers, topic) =>
           Effect.gen(function* () {
             killed = yield* leaderOf(brokers, topic, 0)
-            yield* Effect.promise(() => cluster.kill(killed))
+            yield* Effect.promise(() => cluster().kill(killed))
           })
         )
-        yield* Effect.promise(() => cluster.restart(killed))
-        const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
+        yield* Effect.promise(() => cluster().restart(killed))
+        const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes)
         console.log(summary(`3 nodes, leader ${killed} killed`, counts))
         assert.strictEqual(counts.lost, 0)
         assert.strictEqual(counts.duplicates, 0)
@@ -111,13 +101,15 @@ describeWithKafka("three-node cluster faults", () => {
         const { name, outcomes } = yield* run("follower-pause", 1500, 300, (brokers, topic) =>
           Effect.gen(function* () {
             const leader = yield* leaderOf(brokers, topic, 0)
-            paused = cluster.nodes.map((n) => n.id).find((id) => id !== leader)!
-            cluster.pause(paused)
+            paused = cluster()
+              .nodes.map((n) => n.id)
+              .find((id) => id !== leader)!
+            cluster().pause(paused)
             yield* Effect.sleep("6 seconds")
-            cluster.resume(paused)
+            cluster().resume(paused)
           })
         )
-        const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
+        const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes)
         console.log(summary(`3 nodes, follower ${paused} paused 6 s`, counts))
         assert.strictEqual(counts.lost, 0)
         assert.strictEqual(counts.duplicates, 0)
@@ -137,14 +129,14 @@ describeWithKafka("three-node cluster faults", () => {
           80,
           () =>
             Effect.gen(function* () {
-              yield* Effect.promise(() => cluster.kill(2))
-              yield* Effect.promise(() => cluster.kill(3))
+              yield* Effect.promise(() => cluster().kill(2))
+              yield* Effect.promise(() => cluster().kill(3))
             }),
           { deliveryTimeout: "15 seconds", retry: RetryPolicy.make({ maxAttempts: 4, maxDelay: "2 seconds" }) }
         )
-        yield* Effect.promise(() => Promise.all([cluster.restart(2), cluster.restart(3)]))
+        yield* Effect.promise(() => Promise.all([cluster().restart(2), cluster().restart(3)]))
         // leaders are elected again a little after the nodes are back
-        const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes).pipe(
+        const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes).pipe(
           Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 30 })))
         )
         console.log(summary("3 nodes, two lost", counts))

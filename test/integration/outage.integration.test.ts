@@ -1,37 +1,27 @@
 // Issue 4: the broker is stopped for 60 s while a service keeps publishing. The circuit breaker opens and callers
 // fail fast with CircuitOpen, health says unhealthy; after the broker is back, it recovers by itself.
-import { afterAll, assert, beforeAll, it } from "@effect/vitest"
+import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Schema } from "effect"
 import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
 import * as Health from "../../src/Health.ts"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 
 class Ping extends Schema.Class<Ping>("Ping")({ id: Schema.Int }) {}
 
 describeWithKafka("a 60 s broker outage", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    cluster = await startCluster({
-      version: kafkaVersion(),
-      nodes: 1,
-      extraProps: { "broker.session.timeout.ms": 4000, "broker.heartbeat.interval.ms": 1000 }
-    })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ nodes: 1, extraProps: quickRestart })
 
   it.live(
     "breaker opens, callers fail fast with CircuitOpen, health unhealthy; recovers by itself after the restart",
     () =>
       Effect.gen(function* () {
         const name = `outage-${Date.now()}`
-        yield* createTopic(cluster.brokers, name, { partitions: 2 })
+        yield* createTopic(cluster().brokers, name, { partitions: 2 })
         const topic = Topic.make({ name, schema: Ping })
         const publisher = yield* Publisher.Publisher
         const breaker = yield* CircuitBreaker.CircuitBreaker
@@ -68,11 +58,11 @@ describeWithKafka("a 60 s broker outage", () => {
         assert.strictEqual(yield* breaker.state, "Closed")
 
         const stoppedAt = Date.now()
-        yield* Effect.promise(() => cluster.kill(1))
+        yield* Effect.promise(() => cluster().kill(1))
         yield* Effect.sleep("60 seconds")
         const stateDuringOutage = yield* breaker.state
         const healthDuringOutage = yield* health.check
-        yield* Effect.promise(() => cluster.restart(1))
+        yield* Effect.promise(() => cluster().restart(1))
         const restartedAt = Date.now()
         // the breaker tries again after its reset timeout (30 s at most) and closes on the first success
         let recoveredAt = 0
@@ -120,7 +110,7 @@ describeWithKafka("a 60 s broker outage", () => {
           Publisher.layer({ deadLetter: false }).pipe(
             Layer.provideMerge(Health.layer()),
             Layer.provideMerge(CircuitBreaker.layer()),
-            Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "outage" }))
+            Layer.provide(KafkaJsProducer.layer({ brokers: cluster().brokers, clientId: "outage" }))
           )
         )
       ),

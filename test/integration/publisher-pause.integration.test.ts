@@ -1,14 +1,14 @@
 // Issue 3's reliability proof on a real broker: the broker is frozen (SIGSTOP) for 2 s and for 15 s in the middle
 // of 1,000 publishes. Every publish must resolve Delivered, and a consumer must read back exactly the 1,000 events:
 // no loss, no duplicate (idempotent driver retries, no application resend of ambiguous failures).
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer, Schema } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
 import * as TopicReader from "../../src/testing/TopicReader.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
@@ -16,18 +16,12 @@ class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schem
 const decoder = new TextDecoder()
 
 describeWithKafka("publishing through a broker pause", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    cluster = await startCluster({ version: kafkaVersion(), nodes: 1 })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ nodes: 1 })
 
   const publishThroughPause = (pause: Duration.Input, total = 1000) =>
     Effect.gen(function* () {
       const name = `pause-${Duration.toSeconds(Duration.fromInputUnsafe(pause))}s-${total}-${Date.now()}`
-      yield* createTopic(cluster.brokers, name, { partitions: 3 })
+      yield* createTopic(cluster().brokers, name, { partitions: 3 })
       const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
       const publisher = yield* Publisher.Publisher
       let settled = 0
@@ -35,9 +29,9 @@ describeWithKafka("publishing through a broker pause", () => {
       // freeze the broker once 200 publishes have settled, while the rest are in flight
       const freezer = Effect.gen(function* () {
         while (settled < total / 5) yield* Effect.sleep("5 millis")
-        cluster.pause(1)
+        cluster().pause(1)
         yield* Effect.sleep(pause)
-        cluster.resume(1)
+        cluster().resume(1)
       })
       const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${(id % 5) + 1}` }))
       const [receipts] = yield* Effect.all(
@@ -58,7 +52,7 @@ describeWithKafka("publishing through a broker pause", () => {
         "every publish delivered, none marked as a possible duplicate"
       )
 
-      const records = yield* TopicReader.readAll({ brokers: cluster.brokers, topic: name })
+      const records = yield* TopicReader.readAll({ brokers: cluster().brokers, topic: name })
       const ids = records.map((r) => (JSON.parse(decoder.decode(r.value!)) as { id: number }).id)
       const unique = new Set(ids)
       const duplicates = ids.length - unique.size
@@ -72,7 +66,7 @@ describeWithKafka("publishing through a broker pause", () => {
     }).pipe(
       Effect.provide(
         Publisher.layer().pipe(
-          Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "pause-test" }))
+          Layer.provide(KafkaJsProducer.layer({ brokers: cluster().brokers, clientId: "pause-test" }))
         )
       )
     )

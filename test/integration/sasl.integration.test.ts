@@ -1,40 +1,25 @@
 // SASL/SCRAM against a real broker with an authorizer: the right password publishes, a wrong one fails fast with a
 // Fatal AuthenticationFailed (no retry storm, no password in the error or the logs), a user without ACLs gets a
 // Fatal authorization error.
-import { afterAll, assert, beforeAll, it } from "@effect/vitest"
+import { assert, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Logger, Redacted, Schema } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
-import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
-import { describeWithKafka, kafkaVersion } from "./broker.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, scramUsers } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 
 const wrongPassword = "wrong-Pa55word-that-must-not-leak"
 
 describeWithKafka("SASL/SCRAM", () => {
-  let cluster: KafkaCluster
-  beforeAll(async () => {
-    cluster = await startCluster({
-      version: kafkaVersion(),
-      sasl: {
-        users: [
-          { name: "admin", password: "admin-secret" },
-          { name: "alice", password: "alice-secret" }
-        ],
-        superUsers: ["admin"]
-      }
-    })
-  })
-  afterAll(async () => {
-    await cluster?.stop()
-  })
+  const cluster = ownCluster({ sasl: scramUsers })
 
   const publisherFor = (username: string, password: string, mechanism: KafkaJsProducer.SaslMechanism) =>
     Publisher.layer().pipe(
       Layer.provide(
         KafkaJsProducer.layer({
-          brokers: cluster.saslBrokers!,
+          brokers: cluster().saslBrokers!,
           sasl: { mechanism, username, password: Redacted.make(password) }
         })
       )
@@ -44,7 +29,7 @@ describeWithKafka("SASL/SCRAM", () => {
   it.live("the right password publishes (SCRAM-SHA-512 and SCRAM-SHA-256)", () =>
     Effect.gen(function* () {
       const name = `sasl-ok-${Date.now()}`
-      yield* createTopic(cluster.brokers, name, { partitions: 1 })
+      yield* createTopic(cluster().brokers, name, { partitions: 1 })
       for (const mechanism of ["scram-sha-512", "scram-sha-256"] as const) {
         const receipt = yield* Publisher.Publisher.use((p) => p.publish(events(name), `hello ${mechanism}`)).pipe(
           Effect.provide(publisherFor("admin", "admin-secret", mechanism))

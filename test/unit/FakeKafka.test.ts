@@ -2,10 +2,10 @@ import { createRequire } from "node:module"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import kafkajs from "kafkajs"
 import { Producer, type ProducerRecord } from "../../src/Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../../src/PublishError.ts"
 import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+import { expectedPartition } from "../contract/ProducerContract.ts"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 const text = (b: Uint8Array | null | undefined) => (b == null ? null : new TextDecoder().decode(b))
@@ -40,20 +40,6 @@ const assertReason = (error: PublishError, tag: PublishError["_tag"], reason: st
   assert.strictEqual(error.reason, reason)
   if (ambiguous !== undefined && error._tag === "Retriable") assert.strictEqual(error.ambiguous, ambiguous)
 }
-
-/** What kafkajs's own default partitioner (a fresh one) answers for a key. */
-const kafkajsPartition = (key: Uint8Array, partitions: number) =>
-  kafkajs.Partitioners.DefaultPartitioner()({
-    topic: "any",
-    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
-      partitionId,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      partitionErrorCode: 0
-    })),
-    message: { key: Buffer.from(key), value: null }
-  })
 
 // kafkajs's record batch encoder (CommonJS internals, untyped): the bytes the driver sends for one partition
 const require = createRequire(import.meta.url)
@@ -95,7 +81,7 @@ describe("FakeKafka partitioning", () => {
         const keys = Array.from({ length: 200 }, (_, i) => `key-${i}-${"x".repeat(i % 9)}`)
         const metadata = yield* withFake(send(keys.map((k) => rec("t", k))), { topics: { t: { partitions } } })
         metadata.forEach((m, i) => {
-          assert.strictEqual(m.partition, kafkajsPartition(bytes(keys[i]!), partitions), `${keys[i]} of ${partitions}`)
+          assert.strictEqual(m.partition, expectedPartition(keys[i]!, partitions), `${keys[i]} of ${partitions}`)
         })
       }
     })
@@ -134,7 +120,7 @@ describe("FakeKafka partitioning", () => {
         const again = yield* send(keys.slice(0, 100).map((k) => rec("t", k)))
         assert.deepStrictEqual(
           again.map((m) => m.partition),
-          keys.slice(0, 100).map((k) => kafkajsPartition(bytes(k), 6))
+          keys.slice(0, 100).map((k) => expectedPartition(k, 6))
         )
       }),
       { topics: { t: { partitions: 6 } } }
