@@ -37,6 +37,20 @@ const waitFullIsr = async (admin: Admin, timeoutMs: number): Promise<void> => {
   }
 }
 
+/**
+ * Waits until the cluster's metadata lists all 3 brokers. Ready at start-up is not enough on a loaded 2-core
+ * machine: with a short broker session a node can be fenced for a moment right after start (seen in CI: [1]).
+ */
+const waitAllBrokers = async (admin: Admin, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const { brokers } = await admin.describeCluster()
+    if (brokers.length === 3) return
+    if (Date.now() > deadline) throw new Error(`only brokers ${brokers.map((b) => b.nodeId)} after ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+}
+
 describeWithKafka("test bed: 3 nodes", () => {
   let cluster: KafkaCluster | undefined
   let kafka: KafkaClient
@@ -47,11 +61,12 @@ describeWithKafka("test bed: 3 nodes", () => {
       version: kafkaVersion(),
       nodes: 3,
       // a killed node can register again only when its old session expired (default 9 s): keep restart() short
-      extraProps: { "broker.heartbeat.interval.ms": 1_000, "broker.session.timeout.ms": 4_000 }
+      extraProps: { "broker.heartbeat.interval.ms": 1_000, "broker.session.timeout.ms": 6_000 }
     })
     kafka = new Kafka({ clientId: "testbed-3-nodes", brokers: [...cluster.brokers], logLevel: logLevel.NOTHING })
     admin = kafka.admin()
     await admin.connect()
+    await waitAllBrokers(admin, 60_000)
   })
 
   afterAll(async () => {
