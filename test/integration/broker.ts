@@ -29,6 +29,6 @@ export const bootstrapServers = (): Array<string> => {
 /** describe() that is skipped, with the reason in its name, when the run has no broker. */
 export const describeWithKafka = (name: string, body: () => void): void => {
   const reason = kafkaUnavailable()
-  if (reason === undefined) describe(name, body)
-  else describe.skip(`${name} (skipped: ${reason})`, body)
+  // only without java/mvn on a user's machine: under CI=true the global setup fails the run instead
+  describe.skipIf(reason !== undefined)(reason === undefined ? name : `${name} (skipped: ${reason})`, body)
 }
