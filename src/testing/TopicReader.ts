@@ -5,7 +5,7 @@
  * It asks the broker for each partition's end offset first, then consumes until every partition reached
  * it, so it never waits on an idle timeout to decide it is done.
  */
-import { Data, Duration, Effect } from "effect"
+import { Data, Duration, Effect, Schedule } from "effect"
 import kafkajs from "kafkajs"
 import { compressionType } from "../internal/compressionCodecs.ts"
 
@@ -67,10 +67,17 @@ export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecor
         }),
         (admin) => Effect.promise(() => admin.disconnect())
       )
+      // right after a topic is created or a leader moves, a broker can answer NOT_LEADER for a moment
       const offsets = yield* Effect.tryPromise({
         try: () => admin.fetchTopicOffsets(options.topic),
         catch: fail("cannot fetch the end offsets")
-      })
+      }).pipe(
+        Effect.retry({
+          schedule: Schedule.spaced("200 millis"),
+          times: 25,
+          while: (error) => (error.cause as { retriable?: unknown } | undefined)?.retriable === true
+        })
+      )
       // next offset to reach per partition
       const remaining = new Map(
         offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)] as const)
