@@ -1,6 +1,10 @@
-/** Creates the topics an example needs on a real broker (kafkajs admin); existing topics are left alone. */
+/**
+ * Creates the topics an example needs on a real broker; existing topics are left alone. Delegates to the test
+ * bed's `createTopics`, which also waits until every broker knows each partition's leader (kafkajs's own
+ * `waitForLeaders` is not enough on a cluster of several nodes: see testbed/topics.ts).
+ */
 import { Effect } from "effect"
-import kafkajs from "kafkajs"
+import { createTopics } from "../../testbed/topics.ts"
 
 export interface TopicSpec {
   readonly name: string
@@ -9,22 +13,13 @@ export interface TopicSpec {
 }
 
 export const ensureTopics = (brokers: ReadonlyArray<string>, topics: ReadonlyArray<TopicSpec>) =>
-  Effect.tryPromise(async () => {
-    const admin = new kafkajs.Kafka({ brokers: [...brokers], logLevel: kafkajs.logLevel.NOTHING }).admin()
-    await admin.connect()
-    try {
-      const existing = new Set(await admin.listTopics())
-      const missing = topics.filter((t) => !existing.has(t.name))
-      if (missing.length === 0) return
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.name,
-          numPartitions: t.partitions,
-          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value }))
-        }))
-      })
-    } finally {
-      await admin.disconnect()
-    }
-  })
+  Effect.tryPromise(() =>
+    createTopics(
+      brokers,
+      topics.map((t) => ({
+        topic: t.name,
+        numPartitions: t.partitions,
+        configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value }))
+      }))
+    )
+  )
