@@ -23,70 +23,25 @@
  * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
  *   numbers), so nothing can collide with a batch of unknown fate.
  */
-import { Config, Duration, Effect, Layer, Option, Redacted, Schedule, Schema, type Scope } from "effect"
+import { type Config, Duration, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
 import kafkajs from "kafkajs"
 import { toPublishError } from "./ErrorClassification.ts"
-import { type Compression, compressionType } from "./internal/compressionCodecs.ts"
+import { compressionType } from "./internal/compressionCodecs.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
+import * as ProducerConfig from "./ProducerConfig.ts"
 import { type PublishError, Retriable } from "./PublishError.ts"
 
-export type Acks = "all" | "leader" | "none"
+export type { Acks, DriverRetry, Sasl, SaslMechanism } from "./ProducerConfig.ts"
 
-export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512"
-
-export interface Sasl {
-  readonly mechanism: SaslMechanism
-  readonly username: string
-  readonly password: Redacted.Redacted<string>
-}
-
-export interface DriverRetry {
-  /** Retries of one in-flight request inside kafkajs (same sequence numbers). Default 5. */
-  readonly retries?: number | undefined
-  /** Default 100 ms. */
-  readonly initialRetryTime?: Duration.Input | undefined
-  /** Longest wait between two of those retries. Default 2 s (so 5 retries wait about 3 s in all). */
-  readonly maxRetryTime?: Duration.Input | undefined
-}
-
-export interface KafkaJsConfig {
-  readonly brokers: ReadonlyArray<string>
-  /** Default "effect-kafka-publisher". */
-  readonly clientId?: string | undefined
-  /** Default "all" (Java: acks=all). Idempotence needs "all". */
-  readonly acks?: Acks | undefined
-  /** Default true (Java: enable.idempotence=true). */
-  readonly idempotent?: boolean | undefined
-  /** How long one request waits for its answer. Default 30 s (Java: request.timeout.ms). */
-  readonly requestTimeout?: Duration.Input | undefined
+/** The driver-neutral settings (`ProducerConfig`) and the kafkajs driver's own. */
+export interface KafkaJsConfig extends ProducerConfig.ProducerConfig {
   /** After a failed reconnect, sends fail at once for this long. Default 1 s. */
   readonly reconnectBackoff?: Duration.Input | undefined
-  /** TCP connect timeout. Default 3 s. */
-  readonly connectionTimeout?: Duration.Input | undefined
-  /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
-  readonly autoCreateTopics?: boolean | undefined
-  /** Default "none". gzip, snappy and zstd (Java: compression.type); lz4 is not offered. */
-  readonly compression?: Compression | undefined
-  readonly retry?: DriverRetry | undefined
-  readonly ssl?: boolean | undefined
-  readonly sasl?: Sasl | undefined
   /** kafkajs's own log output (to stdout). Default "nothing": failures reach you as typed errors. */
   readonly clientLogLevel?: "nothing" | "error" | "warn" | "info" | "debug" | undefined
 }
 
-export const defaults = {
-  clientId: "effect-kafka-publisher",
-  acks: "all",
-  idempotent: true,
-  requestTimeout: Duration.seconds(30),
-  connectionTimeout: Duration.seconds(3),
-  reconnectBackoff: Duration.seconds(1),
-  autoCreateTopics: true,
-  compression: "none",
-  retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
-} as const
-
-const acksValue = { all: -1, leader: 1, none: 0 } as const
+export const defaults = { ...ProducerConfig.defaults, reconnectBackoff: Duration.seconds(1) } as const
 
 const logLevels = {
   nothing: kafkajs.logLevel.NOTHING,
@@ -96,7 +51,7 @@ const logLevels = {
   debug: kafkajs.logLevel.DEBUG
 } as const
 
-const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+const millis = ProducerConfig.millis
 
 const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
   bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -157,11 +112,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)
     const reconnectBackoff = millis(config.reconnectBackoff ?? defaults.reconnectBackoff)
     const compression = compressionType(config.compression ?? defaults.compression)
-    const retry = {
-      retries: config.retry?.retries ?? defaults.retry.retries,
-      initialRetryTime: millis(config.retry?.initialRetryTime ?? defaults.retry.initialRetryTime),
-      maxRetryTime: millis(config.retry?.maxRetryTime ?? defaults.retry.maxRetryTime)
-    }
+    const retry = ProducerConfig.driverRetry(config)
     if (idempotent && acks !== "all") {
       return yield* Effect.die(new Error("KafkaJsProducer: idempotence needs acks=all"))
     }
@@ -206,6 +157,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
     let reconnectBlockedUntil = 0
     let reconnectError: unknown
+
 
     const sendOnSession = async (request: kafkajs.ProducerBatch) => {
       if (session.failed) {
@@ -270,7 +222,7 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           try: (signal) =>
             sendBatch(
               {
-                acks: acksValue[acks],
+                acks: ProducerConfig.acksValue[acks],
                 timeout: requestTimeout,
                 compression,
                 topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
@@ -342,47 +294,8 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
 export const layer = (config: KafkaJsConfig): Layer.Layer<Producer, PublishError> =>
   Layer.effect(Producer, make(config))
 
-/** "host:port,host:port": checked here so a typo fails at startup, naming the variable. */
-const brokerList = Schema.String.check(
-  Schema.isPattern(/^\s*[^,\s:]+:\d{1,5}\s*(,\s*[^,\s:]+:\d{1,5}\s*)*$/, {
-    message: "expected a comma-separated list of host:port"
-  })
-)
-
-/** Everything but the brokers, for callers that name the brokers themselves. */
-const optionsConfig = Config.all({
-  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault(defaults.clientId)),
-  acks: Config.schema(Schema.Literals(["all", "leader", "none"]), "KAFKA_ACKS").pipe(
-    Config.withDefault("all" as const)
-  ),
-  idempotent: Config.Boolean("KAFKA_IDEMPOTENT").pipe(Config.withDefault(defaults.idempotent)),
-  requestTimeout: Config.Duration("KAFKA_REQUEST_TIMEOUT").pipe(Config.withDefault(defaults.requestTimeout)),
-  connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
-  autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
-  compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "zstd"]), "KAFKA_COMPRESSION").pipe(
-    Config.withDefault("none" as const)
-  ),
-  ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
-  sasl: Config.all({
-    mechanism: Config.schema(Schema.Literals(["plain", "scram-sha-256", "scram-sha-512"]), "KAFKA_SASL_MECHANISM"),
-    username: Config.String("KAFKA_SASL_USERNAME"),
-    password: Config.Redacted("KAFKA_SASL_PASSWORD")
-  }).pipe(Config.option, Config.map(Option.getOrUndefined))
-})
-
-/**
- * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
- * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
- * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|zstd),
- * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
- * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
- */
-export const config: Config.Config<KafkaJsConfig> = Config.all({
-  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
-    Config.map((list) => list.split(",").map((broker) => broker.trim()))
-  ),
-  options: optionsConfig
-}).pipe(Config.map(({ brokers, options }) => ({ ...options, brokers })))
+/** The settings from the environment: see `ProducerConfig.config` for the variables. */
+export const config: Config.Config<KafkaJsConfig> = ProducerConfig.config
 
 /** The kafkajs `Producer` layer, configured from the environment (see `config`). */
 export const layerConfig = (
@@ -391,8 +304,7 @@ export const layerConfig = (
   Layer.effect(
     Producer,
     Effect.gen(function* () {
-      const fromEnv: KafkaJsConfig =
-        overrides.brokers === undefined ? yield* config : { ...(yield* optionsConfig), brokers: overrides.brokers }
+      const fromEnv = yield* ProducerConfig.fromEnvironment(overrides.brokers)
       return yield* make({ ...fromEnv, ...overrides })
     })
   )

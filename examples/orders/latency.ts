@@ -10,7 +10,7 @@
 import { Clock, DateTime, Effect, Layer, Option } from "effect"
 import * as hdr from "hdr-histogram-js"
 import { Batcher, KafkaJsProducer, Publisher } from "../../src/index.ts"
-import type { Compression } from "../../src/internal/compressionCodecs.ts"
+import type { Compression } from "../../src/ProducerConfig.ts"
 import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 import { brokersFromEnv } from "../shared/broker.ts"
 import { ensureTopics } from "../shared/topics.ts"

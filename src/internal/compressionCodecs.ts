@@ -6,8 +6,7 @@
 import zlib from "node:zlib"
 import kafkajs from "kafkajs"
 import SnappyCodec from "kafkajs-snappy"
-
-export type Compression = "none" | "gzip" | "snappy" | "zstd"
+import type { Compression } from "../ProducerConfig.ts"
 
 const zstdCodec = () => ({
   compress: async (encoder: { buffer: Buffer }) => zlib.zstdCompressSync(encoder.buffer),

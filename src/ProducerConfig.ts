@@ -1,0 +1,119 @@
+/**
+ * The settings every driver understands, named after the Java client where they mean the same thing
+ * (`acks`, `enable.idempotence`, `request.timeout.ms`, `compression.type`), and how to read them from the
+ * environment. A driver adds its own settings on top (`KafkaJsProducer.KafkaJsConfig`,
+ * `PlatformaticProducer.PlatformaticConfig`).
+ */
+import { Config, Duration, Option, type Redacted, Schema } from "effect"
+
+export type Acks = "all" | "leader" | "none"
+
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512"
+
+export interface Sasl {
+  readonly mechanism: SaslMechanism
+  readonly username: string
+  /** Unwrapped only where the driver hands it to its client; never logged. */
+  readonly password: Redacted.Redacted<string>
+}
+
+export type Compression = "none" | "gzip" | "snappy" | "zstd"
+
+export interface DriverRetry {
+  /** Retries of one in-flight request inside the client (same sequence numbers). Default 5. */
+  readonly retries?: number | undefined
+  /** Default 100 ms. */
+  readonly initialRetryTime?: Duration.Input | undefined
+  /** Longest wait between two of those retries. Default 2 s (so 5 retries wait about 3 s in all). */
+  readonly maxRetryTime?: Duration.Input | undefined
+}
+
+export interface ProducerConfig {
+  readonly brokers: ReadonlyArray<string>
+  /** Default "effect-kafka-publisher". */
+  readonly clientId?: string | undefined
+  /** Default "all" (Java: acks=all). Idempotence needs "all". */
+  readonly acks?: Acks | undefined
+  /** Default true (Java: enable.idempotence=true). */
+  readonly idempotent?: boolean | undefined
+  /** How long one request waits for its answer. Default 30 s (Java: request.timeout.ms). */
+  readonly requestTimeout?: Duration.Input | undefined
+  /** TCP connect timeout. Default 3 s. */
+  readonly connectionTimeout?: Duration.Input | undefined
+  /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
+  readonly autoCreateTopics?: boolean | undefined
+  /** Default "none" (Java: compression.type); lz4 is not offered. */
+  readonly compression?: Compression | undefined
+  readonly retry?: DriverRetry | undefined
+  readonly ssl?: boolean | undefined
+  readonly sasl?: Sasl | undefined
+}
+
+export const defaults = {
+  clientId: "effect-kafka-publisher",
+  acks: "all",
+  idempotent: true,
+  requestTimeout: Duration.seconds(30),
+  connectionTimeout: Duration.seconds(3),
+  autoCreateTopics: true,
+  compression: "none",
+  retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
+} as const
+
+/** `acks` as the protocol counts it. */
+export const acksValue = { all: -1, leader: 1, none: 0 } as const
+
+export const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+
+/** The driver's own retries of one request, with defaults filled in, in milliseconds. */
+export const driverRetry = (config: ProducerConfig) => ({
+  retries: config.retry?.retries ?? defaults.retry.retries,
+  initialRetryTime: millis(config.retry?.initialRetryTime ?? defaults.retry.initialRetryTime),
+  maxRetryTime: millis(config.retry?.maxRetryTime ?? defaults.retry.maxRetryTime)
+})
+
+/** "host:port,host:port": checked here so a typo fails at startup, naming the variable. */
+const brokerList = Schema.String.check(
+  Schema.isPattern(/^\s*[^,\s:]+:\d{1,5}\s*(,\s*[^,\s:]+:\d{1,5}\s*)*$/, {
+    message: "expected a comma-separated list of host:port"
+  })
+)
+
+/** Everything but the brokers, for callers that name the brokers themselves. */
+export const optionsConfig = Config.all({
+  clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault(defaults.clientId)),
+  acks: Config.schema(Schema.Literals(["all", "leader", "none"]), "KAFKA_ACKS").pipe(
+    Config.withDefault("all" as const)
+  ),
+  idempotent: Config.Boolean("KAFKA_IDEMPOTENT").pipe(Config.withDefault(defaults.idempotent)),
+  requestTimeout: Config.Duration("KAFKA_REQUEST_TIMEOUT").pipe(Config.withDefault(defaults.requestTimeout)),
+  connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
+  autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
+  compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "zstd"]), "KAFKA_COMPRESSION").pipe(
+    Config.withDefault("none" as const)
+  ),
+  ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
+  sasl: Config.all({
+    mechanism: Config.schema(Schema.Literals(["plain", "scram-sha-256", "scram-sha-512"]), "KAFKA_SASL_MECHANISM"),
+    username: Config.String("KAFKA_SASL_USERNAME"),
+    password: Config.Redacted("KAFKA_SASL_PASSWORD")
+  }).pipe(Config.option, Config.map(Option.getOrUndefined))
+})
+
+/**
+ * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
+ * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
+ * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|zstd),
+ * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
+ * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
+ */
+export const config: Config.Config<ProducerConfig> = Config.all({
+  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
+    Config.map((list) => list.split(",").map((broker) => broker.trim()))
+  ),
+  options: optionsConfig
+}).pipe(Config.map(({ brokers, options }) => ({ ...options, brokers })))
+
+/** The environment's config, or only its options when the caller names the brokers. */
+export const fromEnvironment = (brokers: ReadonlyArray<string> | undefined) =>
+  brokers === undefined ? config : Config.map(optionsConfig, (options): ProducerConfig => ({ ...options, brokers }))
