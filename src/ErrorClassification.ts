@@ -187,9 +187,23 @@ const describe = (error: unknown): string => {
 /** Classifies and wraps a driver failure into the typed error channel. */
 export const toPublishError = (
   error: unknown,
-  context: ClassifyContext & { readonly partition?: number | undefined }
+  context: ClassifyContext & {
+    readonly partition?: number | undefined
+    /**
+     * The client was given the request and may have lost it in flight before the error it reports (kafkajs
+     * reports a failed reconnect in place of the lost request): a broker found unavailable is then ambiguous.
+     */
+    readonly requestSent?: boolean | undefined
+  }
 ): PublishError => {
-  const found = classify(error, context)
+  const classified = classify(error, context)
+  const found =
+    classified.kind === "Retriable" &&
+    !classified.ambiguous &&
+    context.requestSent === true &&
+    classified.reason === "BrokerUnavailable"
+      ? { ...classified, ambiguous: true }
+      : classified
   const fields = {
     message: describe(error),
     cause: error,
