@@ -23,10 +23,11 @@
  * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
  *   numbers), so nothing can collide with a batch of unknown fate.
  */
-import { type Config, Duration, Effect, Layer, Redacted, Schedule, type Scope } from "effect"
+import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import kafkajs from "kafkajs"
 import { toPublishError } from "./ErrorClassification.ts"
 import { compressionType } from "./internal/compressionCodecs.ts"
+import * as SendQueue from "./internal/sendQueue.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
 import * as ProducerConfig from "./ProducerConfig.ts"
 import { type PublishError, Retriable } from "./PublishError.ts"
@@ -88,14 +89,6 @@ export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
   }
 }
 
-/** A queued send whose caller gave up before it started: never sent. */
-class SendCancelled extends Error {
-  override readonly name = "SendCancelled"
-  constructor() {
-    super("cancelled before it was sent")
-  }
-}
-
 interface Session {
   readonly producer: kafkajs.Producer
   /** A send failed on it: its sequence numbers may be wrong, the next send starts a new session. */
@@ -148,10 +141,8 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     })
 
     // Idempotent sends run one at a time, each to its end (kafkajs's own retries included), and a failed
-    // send retires its session: see the module comment. The chain is plain promises so that an interrupted
-    // caller cannot let the next send start while kafkajs is still working on its request.
-    let queue: Promise<unknown> = Promise.resolve()
-    let inFlight = 0
+    // send retires its session: see the module comment.
+    const sends = SendQueue.make(idempotent)
 
     // After a failed reconnect, sends waiting in the queue fail at once for `reconnectBackoff` instead of
     // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
@@ -187,24 +178,17 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
       }
     }
 
-    const sendBatch = (request: kafkajs.ProducerBatch, signal: AbortSignal): Promise<Array<kafkajs.RecordMetadata>> => {
-      inFlight++
-      // a caller that gave up while its send waited in the queue (delivery timeout, interruption) is not
-      // sent at all: nothing reaches the broker after its caller was told it failed
-      const run = idempotent
-        ? queue.then(() => {
-            if (signal.aborted) throw new SendCancelled()
-            return sendOnSession(request)
-          })
-        : session.producer.sendBatch(request).catch((error) => {
-            sentThenFailed.add(error as object)
-            throw error
-          })
-      if (idempotent) queue = run.catch(() => undefined)
-      return run.finally(() => {
-        inFlight--
-      })
-    }
+    const sendBatch = (request: kafkajs.ProducerBatch, signal: AbortSignal): Promise<Array<kafkajs.RecordMetadata>> =>
+      sends.run(
+        idempotent
+          ? () => sendOnSession(request)
+          : () =>
+              session.producer.sendBatch(request).catch((error) => {
+                sentThenFailed.add(error as object)
+                throw error
+              }),
+        signal
+      )
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
       Effect.gen(function* () {
@@ -288,16 +272,12 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         // Publisher drains first; this waits for sends made directly on the Producer (bounded).
-        yield* Effect.promise(() => queue).pipe(Effect.timeoutOption(Duration.seconds(30)))
-        yield* Effect.sync(() => inFlight).pipe(
-          Effect.repeat({ while: (n) => n > 0, schedule: Schedule.spaced("10 millis") }),
-          Effect.timeoutOption(Duration.seconds(30))
-        )
+        yield* sends.drain(Duration.seconds(30))
         yield* Effect.promise(() => session.producer.disconnect().catch(() => undefined))
       })
     )
 
-    return Producer.of({ send, inFlight: Effect.sync(() => inFlight) })
+    return Producer.of({ send, inFlight: Effect.sync(sends.inFlight) })
   })
 
 /** The kafkajs `Producer` layer. */
@@ -310,11 +290,4 @@ export const config: Config.Config<KafkaJsConfig> = ProducerConfig.config
 /** The kafkajs `Producer` layer, configured from the environment (see `config`). */
 export const layerConfig = (
   overrides: Partial<KafkaJsConfig> = {}
-): Layer.Layer<Producer, PublishError | Config.ConfigError> =>
-  Layer.effect(
-    Producer,
-    Effect.gen(function* () {
-      const fromEnv = yield* ProducerConfig.fromEnvironment(overrides.brokers)
-      return yield* make({ ...fromEnv, ...overrides })
-    })
-  )
+): Layer.Layer<Producer, PublishError | Config.ConfigError> => ProducerConfig.layerConfig(make, overrides)

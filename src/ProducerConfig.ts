@@ -4,7 +4,9 @@
  * environment. A driver adds its own settings on top (`KafkaJsProducer.KafkaJsConfig`,
  * `PlatformaticProducer.PlatformaticConfig`).
  */
-import { Config, Duration, Option, type Redacted, Schema } from "effect"
+import { Config, Duration, Effect, Layer, Option, type Redacted, Schema, type Scope } from "effect"
+import { Producer } from "./Producer.ts"
+import type { PublishError } from "./PublishError.ts"
 
 export type Acks = "all" | "leader" | "none"
 
@@ -117,3 +119,17 @@ export const config: Config.Config<ProducerConfig> = Config.all({
 /** The environment's config, or only its options when the caller names the brokers. */
 export const fromEnvironment = (brokers: ReadonlyArray<string> | undefined) =>
   brokers === undefined ? config : Config.map(optionsConfig, (options): ProducerConfig => ({ ...options, brokers }))
+
+/** A driver's layer configured from the environment: its `make` over `config`, the caller's overrides on top. */
+export const layerConfig = <C extends ProducerConfig>(
+  make: (config: C) => Effect.Effect<Producer, PublishError, Scope.Scope>,
+  overrides: Partial<C>
+): Layer.Layer<Producer, PublishError | Config.ConfigError> =>
+  Layer.effect(
+    Producer,
+    Effect.gen(function* () {
+      const fromEnv = yield* fromEnvironment(overrides.brokers)
+      // the environment names only the driver-neutral settings; a driver's own come from the overrides
+      return yield* make({ ...fromEnv, ...overrides } as C)
+    })
+  )

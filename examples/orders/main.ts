@@ -13,9 +13,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Clock, Config, DateTime, Effect, Layer, Logger, Option } from "effect"
 import * as hdr from "hdr-histogram-js"
-import { DeadLetter, KafkaJsProducer, PublishError, Publisher, type Receipt } from "../../src/index.ts"
+import { DeadLetter, PublishError, Publisher, type Receipt } from "../../src/index.ts"
 import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 import * as TopicReader from "../../src/testing/TopicReader.ts"
+import { driverLayer, driverName } from "../shared/broker.ts"
 import { ensureTopics } from "../shared/topics.ts"
 import * as InducedFailures from "./InducedFailures.ts"
 import { OrderPlaced, ordersTopic } from "./Order.ts"
@@ -124,7 +125,7 @@ const main = Effect.gen(function* () {
       Effect.provide(Publisher.layer().pipe(Layer.provide(induced), Layer.provideMerge(embedded)))
     )
   }
-  console.log(`broker: ${brokers.value.join(",")} (kafkajs driver, acks=all, idempotence on)\n`)
+  console.log(`broker: ${brokers.value.join(",")} (${yield* driverName} driver, acks=all, idempotence on)\n`)
   yield* ensureTopics(brokers.value, [
     { name: topicName, partitions: 3, config: { "max.message.bytes": String(maxMessageBytes) } },
     { name: `${topicName}.dlt`, partitions: 1 }
@@ -132,7 +133,7 @@ const main = Effect.gen(function* () {
   const fromBroker: DeadLetterHeaders<never> = (topic) =>
     TopicReader.readAll({ brokers: brokers.value, topic }).pipe(Effect.map((records) => records.at(-1)?.headers ?? {}))
   return yield* demo(fromBroker).pipe(
-    Effect.provide(Publisher.layer().pipe(Layer.provide(induced), Layer.provide(KafkaJsProducer.layerConfig())))
+    Effect.provide(Publisher.layer().pipe(Layer.provide(induced), Layer.provide(driverLayer())))
   )
 })
 

@@ -1,9 +1,12 @@
 /**
- * The Producer an example runs on: the real broker named by KAFKA_BROKERS (kafkajs driver, configured from
- * the environment), or else the embedded in-memory broker. Says which on stderr.
+ * The Producer an example runs on: the real broker named by KAFKA_BROKERS (the kafkajs driver, or the
+ * @platformatic/kafka one with KAFKA_DRIVER=platformatic; configured from the environment), or else the
+ * embedded in-memory broker. Says which on stderr.
  */
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Schema } from "effect"
+import type { ConfigError } from "effect/Config"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
 import type { Producer } from "../../src/Producer.ts"
 import type { PublishError } from "../../src/PublishError.ts"
 import * as FakeKafka from "../../src/testing/FakeKafka.ts"
@@ -16,10 +19,22 @@ export const brokersFromEnv = Effect.gen(function* () {
   )
 })
 
-/** kafkajs on KAFKA_BROKERS, or FakeKafka with `embedded` options when it is not set. */
-export const producerLayer = (
-  embedded: FakeKafka.Options = {}
-): Layer.Layer<Producer, PublishError | import("effect").Config.ConfigError> =>
+/** KAFKA_DRIVER: the driver examples use on a real broker, "kafkajs" (the default) or "platformatic". */
+export const driverName = Config.schema(Schema.Literals(["kafkajs", "platformatic"]), "KAFKA_DRIVER").pipe(
+  Config.withDefault("kafkajs" as const)
+)
+
+/** The driver KAFKA_DRIVER names, configured from the environment (KAFKA_BROKERS, KAFKA_ACKS, ...). */
+export const driverLayer = (): Layer.Layer<Producer, PublishError | ConfigError> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const driver = yield* driverName
+      return driver === "platformatic" ? PlatformaticProducer.layerConfig() : KafkaJsProducer.layerConfig()
+    })
+  )
+
+/** KAFKA_DRIVER's driver on KAFKA_BROKERS, or FakeKafka with `embedded` options when it is not set. */
+export const producerLayer = (embedded: FakeKafka.Options = {}): Layer.Layer<Producer, PublishError | ConfigError> =>
   Layer.unwrap(
     Effect.gen(function* () {
       const brokers = yield* brokersFromEnv
@@ -34,7 +49,8 @@ export const producerLayer = (
           Layer.provideMerge(FakeKafka.layer(embedded))
         )
       }
-      yield* Effect.sync(() => console.error(`broker: ${brokers.value.join(",")}`))
-      return KafkaJsProducer.layerConfig()
+      const driver = yield* driverName
+      yield* Effect.sync(() => console.error(`broker: ${brokers.value.join(",")} (${driver} driver)`))
+      return driverLayer()
     })
   )

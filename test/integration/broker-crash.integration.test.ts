@@ -2,11 +2,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
 import * as Publisher from "../../src/Publisher.ts"
 import * as Topic from "../../src/Topic.ts"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
-import { createTopic } from "./realHarness.ts"
+import { createTopic, type DriverLayer } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
@@ -14,7 +15,12 @@ class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schem
 describeWithKafka("broker crash (kill -9) and restart", () => {
   const cluster = ownCluster({ nodes: 1, extraProps: quickRestart })
 
-  describe("2,000 publishes, 50 at a time", () => {
+  const drivers: ReadonlyArray<[string, DriverLayer]> = [
+    ["kafkajs", KafkaJsProducer.layer],
+    ["@platformatic/kafka", PlatformaticProducer.layer]
+  ]
+
+  describe.each(drivers)("2,000 publishes, 50 at a time, %s driver", (driverName, driver) => {
     it.live(
       "every event ends in the topic, the dead-letter topic or a typed error; nothing lost, nothing silent",
       () =>
@@ -46,7 +52,7 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
             { concurrency: 2 }
           )
           const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes)
-          console.log(summary("kill -9 + restart", counts))
+          console.log(summary(`kill -9 + restart (${driverName})`, counts))
           assert.strictEqual(counts.delivered + counts.deadLettered + counts.errors, total)
           assert.strictEqual(counts.lost, 0, "no delivered or dead-lettered event missing")
           assert.strictEqual(counts.duplicates, 0, "no unmarked duplicate")
@@ -54,9 +60,7 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
           assert.isAbove(counts.delivered, 400, "the stream went on after the restart")
         }).pipe(
           Effect.provide(
-            Publisher.layer().pipe(
-              Layer.provide(KafkaJsProducer.layer({ brokers: cluster().brokers, clientId: "crash" }))
-            )
+            Publisher.layer().pipe(Layer.provide(driver({ brokers: cluster().brokers, clientId: "crash" })))
           )
         ),
       { timeout: 240_000 }

@@ -1,8 +1,13 @@
-// The contract suite against the real broker of this run (the same tests run on FakeKafka in test/unit).
+// The contract suite against the real broker of this run, once per driver (the same tests run on FakeKafka
+// in test/unit).
+import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
 import { producerContract } from "../contract/ProducerContract.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
 import { realHarness } from "./realHarness.ts"
 
 describeWithKafka("real broker", () => {
   producerContract("kafkajs on Apache Kafka", realHarness(bootstrapServers()), { timeout: 120_000 })
+  producerContract("@platformatic/kafka on Apache Kafka", realHarness(bootstrapServers(), PlatformaticProducer.layer), {
+    timeout: 120_000
+  })
 })

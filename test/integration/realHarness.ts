@@ -1,6 +1,9 @@
-/** The contract harness for a real broker: the kafkajs driver, kafkajs admin for topics, TopicReader. */
+/** The contract harness for a real broker: a driver (kafkajs by default), kafkajs admin for topics, TopicReader. */
 import { Effect, Layer } from "effect"
 import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import type { Producer } from "../../src/Producer.ts"
+import type { ProducerConfig } from "../../src/ProducerConfig.ts"
+import type { PublishError } from "../../src/PublishError.ts"
 import * as TopicReader from "../../src/testing/TopicReader.ts"
 import { createTopics } from "../../testbed/topics.ts"
 import { ContractBroker, type HarnessLayer } from "../contract/ProducerContract.ts"
@@ -25,11 +28,14 @@ export const createTopic = (
     ])
   )
 
+/** A driver's layer from the driver-neutral settings: `KafkaJsProducer.layer`, `PlatformaticProducer.layer`. */
+export type DriverLayer = (config: ProducerConfig) => Layer.Layer<Producer, PublishError>
+
 export const realHarness =
-  (brokers: ReadonlyArray<string>): HarnessLayer =>
+  (brokers: ReadonlyArray<string>, driver: DriverLayer = KafkaJsProducer.layer): HarnessLayer =>
   ({ autoCreateTopics }) =>
     Layer.merge(
-      KafkaJsProducer.layer({ brokers, autoCreateTopics }),
+      driver({ brokers, autoCreateTopics }),
       Layer.succeed(ContractBroker, {
         createTopic: (name, options) => createTopic(brokers, name, options),
         readBack: (topic) => TopicReader.readAll({ brokers, topic })

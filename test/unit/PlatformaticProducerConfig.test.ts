@@ -1,0 +1,52 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Redacted } from "effect"
+import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
+
+describe("PlatformaticProducer.clientOptions", () => {
+  it("defaults follow the Java client: acks=all, idempotence, request timeout 30 s", () => {
+    const options = PlatformaticProducer.clientOptions({ brokers: ["127.0.0.1:9092"] })
+    expect(options).toMatchObject({
+      bootstrapBrokers: ["127.0.0.1:9092"],
+      clientId: "effect-kafka-publisher",
+      idempotent: true,
+      acks: -1,
+      timeout: 30_000,
+      requestTimeout: 30_000,
+      connectTimeout: 3_000,
+      retries: 5,
+      autocreateTopics: true,
+      compression: "none"
+    })
+    expect(options).not.toHaveProperty("sasl")
+    expect(options).not.toHaveProperty("tls")
+  })
+
+  it("the SASL password is handed over as a function: no options object holds it", () => {
+    const options = PlatformaticProducer.clientOptions({
+      brokers: ["b:1"],
+      sasl: { mechanism: "scram-sha-512", username: "svc", password: Redacted.make("hunter2") }
+    })
+    expect(options.sasl?.mechanism).toBe("SCRAM-SHA-512")
+    expect(JSON.stringify(options)).not.toContain("hunter2")
+    expect(options.sasl?.password()).toBe("hunter2")
+  })
+
+  it("the client's retry delay is exponential, jittered by 20 %, capped at maxRetryTime", () => {
+    const { retryDelay } = PlatformaticProducer.clientOptions({
+      brokers: ["b:1"],
+      retry: { initialRetryTime: "100 millis", maxRetryTime: "1 second" }
+    })
+    const delays = [1, 2, 3, 4, 5, 6].map((attempt) => retryDelay(undefined, "produce", attempt))
+    const expected = [100, 200, 400, 800, 1000, 1000]
+    delays.forEach((delay, i) => {
+      expect(delay).toBeGreaterThanOrEqual(expected[i]! * 0.8)
+      expect(delay).toBeLessThanOrEqual(Math.min(expected[i]! * 1.2, 1000))
+    })
+  })
+
+  it("acks and TLS map to the client's values", () => {
+    expect(PlatformaticProducer.clientOptions({ brokers: ["b:1"], idempotent: false, acks: "leader" }).acks).toBe(1)
+    expect(PlatformaticProducer.clientOptions({ brokers: ["b:1"], idempotent: false, acks: "none" }).acks).toBe(0)
+    expect(PlatformaticProducer.clientOptions({ brokers: ["b:1"], ssl: true }).tls).toEqual({})
+  })
+})
