@@ -6,25 +6,35 @@
  *   A  raw kafkajs, one send() per event, CALLERS concurrent callers          (baseline A)
  *   B  raw kafkajs, pre-built batches of 500                                  (baseline B)
  *   C  the Java client's ProducerPerformance, linger.ms=5                     (baseline C)
- *   T1 Publisher.publish per event (retry, dead-letter, metrics, spans on)
+ *   P  raw @platformatic/kafka, pre-built batches of 500                      (the second driver's own client)
+ *   T1 Publisher.publish per event (retry, dead-letter, metrics, spans on), CALLERS concurrent fibers
  *   T2 the same with the Batcher (linger 5 ms)
  *   T3 the toolkit's kafkajs driver with the same pre-built batches as B (driver overhead)
+ *   T4 Publisher.publish + Batcher on the @platformatic/kafka driver
+ *   T5 the toolkit's @platformatic/kafka driver with the same pre-built batches (driver overhead vs P)
+ *   L  Publisher.publish + Batcher at a steady 1,000 events/s (latency, both drivers; 100 B)
  *
- * Then the memory benchmark: 1,000,000 events offered as fast as the API accepts them (Publisher + Batcher),
- * peak RSS. Writes bench/results/latest.{md,json,png}. EVENTS (default 20000), CALLERS (default 64),
- * MEMORY_EVENTS (default 1000000) and KAFKA_VERSION tune it.
+ * Then the memory benchmark (bench/memory.bench.ts, in a process of its own so its peak RSS is its own):
+ * 1,000,000 events offered as fast as the API accepts them (Publisher + Batcher). Writes
+ * bench/results/latest.{md,json,png}. EVENTS (per-event scenarios, default 10,000; the Batcher's get 5x,
+ * pre-built batches 10x), CALLERS (default 256), RATE_SECONDS (default 10), MEMORY_EVENTS (default
+ * 1,000,000) and KAFKA_VERSION tune it.
  */
 import { execFile } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { promisify } from "node:util"
+import { Producer as PlatformaticClient } from "@platformatic/kafka"
 import { Effect, Layer, Schema } from "effect"
 import * as hdr from "hdr-histogram-js"
 import kafkajs from "kafkajs"
 import * as Batcher from "../src/Batcher.ts"
 import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
+import * as PlatformaticProducer from "../src/PlatformaticProducer.ts"
 import { Producer, type ProducerRecord } from "../src/Producer.ts"
+import type { ProducerConfig } from "../src/ProducerConfig.ts"
+import type { PublishError } from "../src/PublishError.ts"
 import * as Publisher from "../src/Publisher.ts"
 import * as Topic from "../src/Topic.ts"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
@@ -33,8 +43,11 @@ import { createTopics } from "../testbed/topics.ts"
 import { type Bar, barChartPng } from "./chart.ts"
 
 const execFileAsync = promisify(execFile)
-const events = Number(process.env.EVENTS ?? 20_000)
-const callers = Number(process.env.CALLERS ?? 64)
+const events = Number(process.env.EVENTS ?? 10_000)
+const batcherEvents = events * 5
+const batchEvents = events * 10
+const callers = Number(process.env.CALLERS ?? 256)
+const rateSeconds = Number(process.env.RATE_SECONDS ?? 10)
 const memoryEvents = Number(process.env.MEMORY_EVENTS ?? 1_000_000)
 const sizes = [100, 1024] as const
 
@@ -102,6 +115,8 @@ const payload = (size: number, i: number) => {
   return value
 }
 
+const micros = (start: bigint) => Number((process.hrtime.bigint() - start) / 1000n)
+
 /** Runs `work(i)` for i in [0, total) from `concurrency` workers; records each call's latency (µs). */
 const runCallers = async (
   total: number,
@@ -115,10 +130,19 @@ const runCallers = async (
       const i = next++
       const start = process.hrtime.bigint()
       await work(i)
-      h.recordValue(Number((process.hrtime.bigint() - start) / 1000n))
+      h.recordValue(micros(start))
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
+/** Sends pre-built batches one after the other; records each batch's latency (µs). */
+const runBatches = async <B>(batches: ReadonlyArray<B>, send: (batch: B) => Promise<unknown>, h: hdr.Histogram) => {
+  for (const batch of batches) {
+    const start = process.hrtime.bigint()
+    await send(batch)
+    h.recordValue(micros(start))
+  }
 }
 
 const newTopic = async (cluster: KafkaCluster, label: string) => {
@@ -149,10 +173,10 @@ const baselineA = async (cluster: KafkaCluster, size: number) => {
   return result("A: raw kafkajs, send per event", size, events, ms, h, rss, `${callers} callers`)
 }
 
-const prebuilt = (topic: string, size: number) =>
-  Array.from({ length: Math.ceil(events / 500) }, (_, b) =>
-    Array.from({ length: Math.min(500, events - b * 500) }, (_, j) => ({
-      topic,
+/** The same keys and values for every pre-built-batch scenario, in batches of 500. */
+const prebuilt = (size: number) =>
+  Array.from({ length: Math.ceil(batchEvents / 500) }, (_, b) =>
+    Array.from({ length: Math.min(500, batchEvents - b * 500) }, (_, j) => ({
       key: `k${(b * 500 + j) % 1000}`,
       value: payload(size, b * 500 + j)
     }))
@@ -162,19 +186,29 @@ const baselineB = async (cluster: KafkaCluster, size: number) => {
   const topic = await newTopic(cluster, `b-${size}`)
   const producer = kafkaClient(cluster).producer({ idempotent: true, maxInFlightRequests: 1 })
   await producer.connect()
-  const batches = prebuilt(topic, size)
+  const batches = prebuilt(size)
   const h = histogram()
   const started = performance.now()
-  const [, rss] = await withPeakRss(async () => {
-    for (const batch of batches) {
-      const start = process.hrtime.bigint()
-      await producer.send({ topic, acks: -1, messages: batch.map(({ key, value }) => ({ key, value })) })
-      h.recordValue(Number((process.hrtime.bigint() - start) / 1000n))
-    }
-  })
+  const [, rss] = await withPeakRss(() =>
+    runBatches(batches, (batch) => producer.send({ topic, acks: -1, messages: batch }), h)
+  )
   const ms = performance.now() - started
   await producer.disconnect()
-  return result("B: raw kafkajs, batches of 500", size, events, ms, h, rss, "latency per batch")
+  return result("B: raw kafkajs, batches of 500", size, batchEvents, ms, h, rss, "latency per batch")
+}
+
+const baselineP = async (cluster: KafkaCluster, size: number) => {
+  const topic = await newTopic(cluster, `p-${size}`)
+  const client = new PlatformaticClient({ clientId: "bench", bootstrapBrokers: cluster.brokers, idempotent: true })
+  const batches = prebuilt(size).map((batch) =>
+    batch.map(({ key, value }) => ({ topic, key: Buffer.from(key), value }))
+  )
+  const h = histogram()
+  const started = performance.now()
+  const [, rss] = await withPeakRss(() => runBatches(batches, (messages) => client.send({ messages }), h))
+  const ms = performance.now() - started
+  await client.close()
+  return result("P: raw @platformatic/kafka, batches of 500", size, batchEvents, ms, h, rss, "latency per batch")
 }
 
 const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> => {
@@ -192,7 +226,7 @@ const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> =
     "--topic",
     topic,
     "--num-records",
-    String(events * 5), // the JVM needs a longer run to warm up; rates stay comparable
+    String(batchEvents * 2), // the JVM needs a longer run to warm up; rates stay comparable
     "--record-size",
     String(size),
     "--throughput",
@@ -232,43 +266,57 @@ class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({
   body: Schema.String
 }) {}
 
-const toolkitPublish = async (cluster: KafkaCluster, size: number, batched: boolean) => {
-  const name = await newTopic(cluster, `t${batched ? 2 : 1}-${size}`)
+type Driver = (config: ProducerConfig) => Layer.Layer<Producer, PublishError>
+
+const drivers = { kafkajs: KafkaJsProducer.layer, platformatic: PlatformaticProducer.layer } as const
+
+const publisherLayer = (cluster: KafkaCluster, driver: Driver, batched: boolean) => {
+  const producer = driver({ brokers: cluster.brokers, clientId: "bench" })
+  return Publisher.layer().pipe(Layer.provide(batched ? Batcher.layer().pipe(Layer.provide(producer)) : producer))
+}
+
+/** JSON framing makes up the rest of the record size. */
+const bodyFor = (size: number) => "x".repeat(Math.max(0, size - 40))
+
+/** `Publisher.publish` per event from `callers` concurrent fibers, as an Effect program would call it. */
+const toolkitPublish = async (
+  cluster: KafkaCluster,
+  size: number,
+  options: { readonly scenario: string; readonly driver: Driver; readonly batched: boolean; readonly total: number }
+) => {
+  const name = await newTopic(cluster, `t-${size}`)
   const topic = Topic.make({ name, schema: BenchEvent, key: (e) => e.key })
-  const body = "x".repeat(Math.max(0, size - 40)) // JSON framing makes up the rest of the record size
-  const driver = KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "bench" })
-  const producerLayer = batched ? Batcher.layer().pipe(Layer.provide(driver)) : driver
+  const body = bodyFor(size)
   const h = histogram()
   const program = Effect.gen(function* () {
     const publisher = yield* Publisher.Publisher
+    const publishOne = (i: number) =>
+      Effect.suspend(() => {
+        const start = process.hrtime.bigint()
+        return publisher
+          .publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body }))
+          .pipe(Effect.tap(() => Effect.sync(() => h.recordValue(micros(start)))))
+      })
     const started = performance.now()
     const [, rss] = yield* Effect.promise(() =>
       withPeakRss(() =>
-        runCallers(
-          events,
-          callers,
-          (i) => Effect.runPromise(publisher.publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body }))),
-          h
-        )
+        Effect.runPromise(Effect.forEach(indices(options.total), publishOne, { concurrency: callers, discard: true }))
       )
     )
     return [performance.now() - started, rss] as const
-  }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provide(producerLayer))))
+  }).pipe(Effect.provide(publisherLayer(cluster, options.driver, options.batched)))
   const [ms, rss] = await Effect.runPromise(program)
-  return result(
-    batched ? "T2: toolkit publish + Batcher (linger 5 ms)" : "T1: toolkit publish per event",
-    size,
-    events,
-    ms,
-    h,
-    rss,
-    `${callers} callers`
-  )
+  return result(options.scenario, size, options.total, ms, h, rss, `${callers} callers`)
 }
 
-const toolkitBatches = async (cluster: KafkaCluster, size: number) => {
-  const topic = await newTopic(cluster, `t3-${size}`)
-  const batches = prebuilt(topic, size).map((batch) =>
+function* indices(total: number) {
+  for (let i = 0; i < total; i++) yield i
+}
+
+/** The toolkit's driver alone (no Publisher) with the same pre-built batches as B and P. */
+const toolkitBatches = async (cluster: KafkaCluster, size: number, scenario: string, driver: Driver) => {
+  const topic = await newTopic(cluster, `d-${size}`)
+  const batches = prebuilt(size).map((batch) =>
     batch.map(({ key, value }): ProducerRecord => ({ topic, key: Buffer.from(key), value, headers: {} }))
   )
   const h = histogram()
@@ -276,46 +324,75 @@ const toolkitBatches = async (cluster: KafkaCluster, size: number) => {
     const producer = yield* Producer
     const started = performance.now()
     const [, rss] = yield* Effect.promise(() =>
+      withPeakRss(() => runBatches(batches, (batch) => Effect.runPromise(producer.send(batch)), h))
+    )
+    return [performance.now() - started, rss] as const
+  }).pipe(Effect.provide(driver({ brokers: cluster.brokers, clientId: "bench" })))
+  const [ms, rss] = await Effect.runPromise(program)
+  return result(scenario, size, batchEvents, ms, h, rss, "latency per batch")
+}
+
+/** A steady 1,000 events/s for `rateSeconds` (10 per 10 ms tick), each publish's latency from its start. */
+const steadyRate = async (cluster: KafkaCluster, scenario: string, driver: Driver) => {
+  const name = await newTopic(cluster, "rate")
+  const topic = Topic.make({ name, schema: BenchEvent, key: (e) => e.key })
+  const body = bodyFor(100)
+  const total = rateSeconds * 1000
+  const h = histogram()
+  const program = Effect.gen(function* () {
+    const publisher = yield* Publisher.Publisher
+    const publishOne = (i: number) => {
+      const start = process.hrtime.bigint()
+      return Effect.runPromise(publisher.publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body }))).then(
+        () => h.recordValue(micros(start))
+      )
+    }
+    const started = performance.now()
+    const [, rss] = yield* Effect.promise(() =>
       withPeakRss(async () => {
-        for (const batch of batches) {
-          const start = process.hrtime.bigint()
-          await Effect.runPromise(producer.send(batch))
-          h.recordValue(Number((process.hrtime.bigint() - start) / 1000n))
+        const pending: Array<Promise<void>> = []
+        for (let tick = 0; tick * 10 < total; tick++) {
+          const due = started + tick * 10
+          const wait = due - performance.now()
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+          for (let j = 0; j < 10; j++) pending.push(publishOne(tick * 10 + j))
         }
+        await Promise.all(pending)
       })
     )
     return [performance.now() - started, rss] as const
-  }).pipe(Effect.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "bench" })))
+  }).pipe(Effect.provide(publisherLayer(cluster, driver, true)))
   const [ms, rss] = await Effect.runPromise(program)
-  return result("T3: toolkit driver, batches of 500", size, events, ms, h, rss, "latency per batch")
+  return result(scenario, 100, total, ms, h, rss, "1,000 events/s offered")
 }
 
-const memoryBenchmark = async (cluster: KafkaCluster) => {
-  const name = await newTopic(cluster, "memory")
-  const topic = Topic.make({ name, schema: BenchEvent, key: (e) => e.key })
-  const body = "x".repeat(60)
-  const started = performance.now()
-  const [, rss] = await withPeakRss(() =>
-    Effect.runPromise(
-      Effect.gen(function* () {
-        const publisher = yield* Publisher.Publisher
-        // offer everything as fast as the API accepts it: the Batcher's bounded queue pushes back
-        yield* Effect.forEach(
-          Array.from({ length: memoryEvents }, (_, i) => i),
-          (i) => publisher.publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body })),
-          { concurrency: 10_000, discard: true }
-        )
-      }).pipe(
-        Effect.provide(
-          Publisher.layer().pipe(
-            Layer.provide(Batcher.layer()),
-            Layer.provide(KafkaJsProducer.layer({ brokers: cluster.brokers, clientId: "bench-memory" }))
-          )
-        )
-      )
-    )
+interface MemoryResult {
+  readonly driver: string
+  readonly events: number
+  readonly seconds: number
+  readonly peakRssMb: number
+  readonly peakHeapMb: number
+  readonly delivered: number
+}
+
+/** The memory benchmark in a fresh Node process: its peak RSS is its own, not this run's garbage. */
+const memoryBenchmark = async (cluster: KafkaCluster, driver: keyof typeof drivers): Promise<MemoryResult> => {
+  const topic = await newTopic(cluster, `memory-${driver}`)
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ["--disable-warning=TimeoutNegativeWarning", "bench/memory.bench.ts"],
+    {
+      env: {
+        ...process.env,
+        KAFKA_BROKERS: cluster.bootstrap,
+        MEMORY_TOPIC: topic,
+        MEMORY_DRIVER: driver,
+        MEMORY_EVENTS: String(memoryEvents)
+      },
+      maxBuffer: 16 * 1024 * 1024
+    }
   )
-  return { events: memoryEvents, seconds: (performance.now() - started) / 1000, peakRssMb: rss }
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as MemoryResult
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US")
@@ -324,60 +401,162 @@ const main = async () => {
   log(`starting Kafka ${kafkaVersionFromEnv()} (test bed) ...`)
   const cluster = await startCluster({ nodes: 1 })
   const results: Array<Result> = []
+  const memory: Array<MemoryResult> = []
+  const run = async (label: string, scenario: () => Promise<Result>) => {
+    log(`${label} ...`)
+    const r = await scenario()
+    log(`${r.scenario} (${r.size} B): ${fmt(r.recordsPerSecond)} records/s, p99 ${r.latencyMs.p99.toFixed(2)} ms`)
+    results.push(r)
+  }
   try {
     for (const size of sizes) {
-      for (const [label, run] of [
-        ["A", () => baselineA(cluster, size)],
-        ["B", () => baselineB(cluster, size)],
-        ["C", () => baselineC(cluster, size)],
-        ["T1", () => toolkitPublish(cluster, size, false)],
-        ["T2", () => toolkitPublish(cluster, size, true)],
-        ["T3", () => toolkitBatches(cluster, size)]
-      ] as const) {
-        log(`${label}, ${size} B, ${fmt(events)} events ...`)
-        const r = await run()
-        log(`${r.scenario}: ${fmt(r.recordsPerSecond)} records/s, p99 ${r.latencyMs.p99.toFixed(2)} ms`)
-        results.push(r)
-      }
+      await run(`A, ${size} B, ${fmt(events)} events`, () => baselineA(cluster, size))
+      await run(`B, ${size} B, ${fmt(batchEvents)} events`, () => baselineB(cluster, size))
+      await run(`C, ${size} B, ${fmt(batchEvents * 2)} events`, () => baselineC(cluster, size))
+      await run(`P, ${size} B, ${fmt(batchEvents)} events`, () => baselineP(cluster, size))
+      await run(`T1, ${size} B, ${fmt(events)} events`, () =>
+        toolkitPublish(cluster, size, {
+          scenario: "T1: toolkit publish per event",
+          driver: drivers.kafkajs,
+          batched: false,
+          total: events
+        })
+      )
+      await run(`T2, ${size} B, ${fmt(batcherEvents)} events`, () =>
+        toolkitPublish(cluster, size, {
+          scenario: "T2: toolkit publish + Batcher (linger 5 ms)",
+          driver: drivers.kafkajs,
+          batched: true,
+          total: batcherEvents
+        })
+      )
+      await run(`T3, ${size} B, ${fmt(batchEvents)} events`, () =>
+        toolkitBatches(cluster, size, "T3: toolkit kafkajs driver, batches of 500", drivers.kafkajs)
+      )
+      await run(`T4, ${size} B, ${fmt(batcherEvents)} events`, () =>
+        toolkitPublish(cluster, size, {
+          scenario: "T4: toolkit publish + Batcher, platformatic driver",
+          driver: drivers.platformatic,
+          batched: true,
+          total: batcherEvents
+        })
+      )
+      await run(`T5, ${size} B, ${fmt(batchEvents)} events`, () =>
+        toolkitBatches(cluster, size, "T5: toolkit platformatic driver, batches of 500", drivers.platformatic)
+      )
     }
-    log(`memory: ${fmt(memoryEvents)} events through Publisher + Batcher ...`)
-    const memory = await memoryBenchmark(cluster)
-    log(`memory: peak RSS ${memory.peakRssMb} MB in ${memory.seconds.toFixed(1)} s`)
+    for (const [name, driver] of Object.entries(drivers)) {
+      await run(`L (${name}), ${rateSeconds} s at 1,000 events/s`, () =>
+        steadyRate(cluster, `L: publish + Batcher at 1,000/s, ${name} driver`, driver)
+      )
+    }
+    for (const driver of Object.keys(drivers) as Array<keyof typeof drivers>) {
+      log(`memory: ${fmt(memoryEvents)} events through Publisher + Batcher, ${driver} driver, own process ...`)
+      const m = await memoryBenchmark(cluster, driver)
+      log(`memory (${driver}): peak RSS ${m.peakRssMb} MB, heap ${m.peakHeapMb} MB, ${m.seconds.toFixed(1)} s`)
+      memory.push(m)
+    }
     write(results, memory)
   } finally {
     await cluster.stop()
   }
 }
 
-const write = (results: ReadonlyArray<Result>, memory: { events: number; seconds: number; peakRssMb: number }) => {
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`
+
+/** Each goal of the performance issue, with the figure that decides it. */
+const goals = (results: ReadonlyArray<Result>, memory: ReadonlyArray<MemoryResult>) => {
+  const rate = (prefix: string, size: number) =>
+    results.find((r) => r.scenario.startsWith(prefix) && r.size === size)?.recordsPerSecond ?? Number.NaN
+  const lines: Array<string> = []
+  const goal = (text: string, value: number, target: number, shown: string) =>
+    lines.push(`| ${text} | ${shown} | ${value >= target ? "met" : "not met"} |`)
+  for (const size of sizes) {
+    goal(
+      `${size} B: toolkit kafkajs driver vs raw kafkajs, same batches (T3 / B) >= 0.95x`,
+      rate("T3:", size) / rate("B:", size),
+      0.95,
+      ratio(rate("T3:", size), rate("B:", size))
+    )
+    goal(
+      `${size} B: toolkit platformatic driver vs raw platformatic, same batches (T5 / P) >= 0.95x`,
+      rate("T5:", size) / rate("P:", size),
+      0.95,
+      ratio(rate("T5:", size), rate("P:", size))
+    )
+    const batcher = Math.max(rate("T2:", size), rate("T4:", size))
+    goal(
+      `${size} B: toolkit with the Batcher vs A (best of T2, T4) >= 5x`,
+      batcher / rate("A:", size),
+      5,
+      ratio(batcher, rate("A:", size))
+    )
+    const best = Math.max(...["T1:", "T2:", "T3:", "T4:", "T5:"].map((p) => rate(p, size)))
+    goal(
+      `${size} B: best toolkit configuration vs the Java producer (C) >= 0.5x`,
+      best / rate("C:", size),
+      0.5,
+      ratio(best, rate("C:", size))
+    )
+  }
+  for (const r of results.filter((r) => r.scenario.startsWith("L:"))) {
+    goal(
+      `p99 at 1,000 events/s, Batcher default linger, ${r.scenario.split(", ")[1]} <= 10 ms`,
+      10 - r.latencyMs.p99,
+      0,
+      `${r.latencyMs.p99.toFixed(2)} ms`
+    )
+  }
+  for (const m of memory) {
+    goal(`${fmt(m.events)} events, ${m.driver} driver: peak RSS < 300 MB`, 300 - m.peakRssMb, 1e-9, `${m.peakRssMb} MB`)
+  }
+  return lines
+}
+
+const write = (results: ReadonlyArray<Result>, memory: ReadonlyArray<MemoryResult>) => {
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 1073741824)} GiB, Node ${process.version}, Kafka ${kafkaVersionFromEnv()} (1 broker, loopback)`
   const rate = (scenario: string, size: number) =>
     results.find((r) => r.scenario.startsWith(scenario) && r.size === size)?.recordsPerSecond ?? Number.NaN
   const rows = results.map((r) => {
     const a = rate("A:", r.size)
     const c = rate("C:", r.size)
-    return `| ${r.scenario} | ${r.size} | ${fmt(r.recordsPerSecond)} | ${r.mbPerSecond} | ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p95.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} / ${r.latencyMs.max.toFixed(2)} | ${r.peakRssMb || "-"} | ${(r.recordsPerSecond / a).toFixed(2)}x | ${(r.recordsPerSecond / c).toFixed(2)}x | ${r.note ?? ""} |`
+    return `| ${r.scenario} | ${r.size} | ${fmt(r.records)} | ${fmt(r.recordsPerSecond)} | ${r.mbPerSecond} | ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p95.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} / ${r.latencyMs.max.toFixed(2)} | ${r.peakRssMb || "-"} | ${ratio(r.recordsPerSecond, a)} | ${ratio(r.recordsPerSecond, c)} | ${r.note ?? ""} |`
   })
+  const memoryRows = memory.map(
+    (m) =>
+      `| ${m.driver} | ${fmt(m.events)} | ${fmt(m.delivered)} | ${m.seconds.toFixed(1)} | ${fmt(Math.round(m.events / m.seconds))} | ${m.peakRssMb} | ${m.peakHeapMb} |`
+  )
   const md = `# Publishing benchmark
 
-Machine: ${machine}. ${fmt(events)} events per scenario, acks=all, idempotence on, 6 partitions.
+Machine: ${machine}. acks=all, idempotence on, 6 partitions; ${fmt(events)} events per per-event scenario, ${fmt(batcherEvents)} with the Batcher, ${fmt(batchEvents)} in pre-built batches (C: ${fmt(batchEvents * 2)}).
 Command: \`npm run bench\` (${new Date().toISOString()}).
 
-| scenario | bytes | records/s | MB/s | latency ms p50 / p95 / p99 / max | peak RSS MB | vs A | vs C | note |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| scenario | bytes | records | records/s | MB/s | latency ms p50 / p95 / p99 / max | peak RSS MB | vs A | vs C | note |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 
-Memory: ${fmt(memory.events)} events offered as fast as the API accepts them (Publisher + Batcher): peak RSS ${memory.peakRssMb} MB, ${memory.seconds.toFixed(1)} s.
-Peak RSS is this Node process's (it holds every scenario run so far); the Java baseline runs in its own JVM.
+Peak RSS above is this Node process's (it holds every scenario run so far); the Java baseline runs in its own JVM.
+
+## Memory: ${fmt(memoryEvents)} events offered as fast as the API accepts them (Publisher + Batcher), each driver in a process of its own
+
+| driver | events | delivered | seconds | records/s | peak RSS MB | peak heap MB |
+| --- | --- | --- | --- | --- | --- | --- |
+${memoryRows.join("\n")}
+
+## Goals
+
+| goal | measured | |
+| --- | --- | --- |
+${goals(results, memory).join("\n")}
 `
   fs.mkdirSync("bench/results", { recursive: true })
   fs.writeFileSync("bench/results/latest.md", md)
   fs.writeFileSync(
     "bench/results/latest.json",
-    `${JSON.stringify({ machine, events, callers, results, memory }, null, 2)}\n`
+    `${JSON.stringify({ machine, events, batcherEvents, batchEvents, callers, results, memory }, null, 2)}\n`
   )
   const bars: Array<Bar> = results.map((r) => ({
-    label: `${r.scenario.split(":")[0]} ${r.size} B ${r.scenario.split(":")[1]?.trim().slice(0, 30) ?? ""}`,
+    label: `${r.scenario.split(":")[0]} ${r.size} B ${r.scenario.split(":")[1]?.trim().slice(0, 34) ?? ""}`,
     value: r.recordsPerSecond,
     note: `${fmt(r.recordsPerSecond)}/s, p99 ${r.latencyMs.p99.toFixed(1)} ms`
   }))
