@@ -61,11 +61,12 @@ const toBuffer = (bytes: Uint8Array | null): Buffer | undefined =>
       ? bytes
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
-/** The client writes header names and values as given: both must be bytes. */
-const toHeaders = (headers: ProducerRecord["headers"]): Map<Buffer, Buffer> => {
-  const out = new Map<Buffer, Buffer>()
+/** The client writes header names and values as given: both must be bytes. No headers: no Map. */
+const toHeaders = (headers: ProducerRecord["headers"]): Map<Buffer, Buffer> | undefined => {
+  let out: Map<Buffer, Buffer> | undefined
   for (const name in headers) {
     const value = headers[name]!
+    out ??= new Map()
     out.set(Buffer.from(name), typeof value === "string" ? Buffer.from(value) : toBuffer(value)!)
   }
   return out
@@ -115,7 +116,7 @@ interface Placed {
     partition: number
     key: Buffer | undefined
     value: Buffer | undefined
-    headers: Map<Buffer, Buffer>
+    headers: Map<Buffer, Buffer> | undefined
     timestamp: bigint
   }>
   readonly timestamps: ReadonlyArray<number>
