@@ -15,12 +15,12 @@ export interface Serializer<in I> {
   readonly serialize: (encoded: I) => Uint8Array
 }
 
-const textEncoder = new TextEncoder()
-
 /** UTF-8 JSON, the default. */
 export const json: Serializer<unknown> = {
   contentType: "application/json",
-  serialize: (encoded) => textEncoder.encode(JSON.stringify(encoded))
+  // Buffer.from, not TextEncoder: the same bytes, a fraction of the time for short strings (it slices them
+  // from a shared pool instead of allocating an ArrayBuffer each), and a Buffer is what kafkajs writes.
+  serialize: (encoded) => Buffer.from(JSON.stringify(encoded), "utf8")
 }
 
 /** The encoded event is already bytes (a `Uint8Array` schema): written as they are. */
@@ -62,7 +62,7 @@ export const make = <A, I>(options: Options<A, I>): Topic<A, I> => ({
 })
 
 const toBytes = (value: string | Uint8Array): Uint8Array =>
-  typeof value === "string" ? textEncoder.encode(value) : value
+  typeof value === "string" ? Buffer.from(value, "utf8") : value
 
 const invalid = (topic: string, reason: "SchemaInvalid" | "InvalidRecord", message: string, cause?: unknown) =>
   new Fatal({ reason, topic, message, ...(cause === undefined ? {} : { cause }) })
@@ -77,32 +77,47 @@ const checkHeaders = (topic: string, headers: Headers): Fatal | undefined => {
   return undefined
 }
 
+// One encoder per schema, built on first use: `Schema.encodeEffect(schema)` makes a new one on every call.
+const encoders = new WeakMap<object, (event: unknown) => Effect.Effect<unknown, Schema.SchemaError>>()
+
+const encoderOf = <A, I>(schema: Schema.Codec<A, I>): ((event: A) => Effect.Effect<I, Schema.SchemaError>) => {
+  let encoder = encoders.get(schema)
+  if (encoder === undefined) {
+    encoder = Schema.encodeEffect(schema as Schema.Codec<unknown, unknown>)
+    encoders.set(schema, encoder)
+  }
+  return encoder as (event: A) => Effect.Effect<I, Schema.SchemaError>
+}
+
 /** Validates and serializes one event into the record the driver writes. */
 export const encode = <A, I>(topic: Topic<A, I>, event: A): Effect.Effect<ProducerRecord, Fatal> =>
-  Schema.encodeEffect(topic.schema)(event).pipe(
+  encoderOf(topic.schema)(event).pipe(
     Effect.mapError((error) => invalid(topic.name, "SchemaInvalid", error.message, error)),
-    Effect.flatMap((encoded) =>
-      Effect.try({
-        try: () => {
-          const key = topic.key(event)
-          const headers = topic.headers(event)
-          return { key: key === null || key === undefined ? null : toBytes(key), headers }
-        },
-        catch: (cause) => invalid(topic.name, "InvalidRecord", `key or headers function threw: ${String(cause)}`, cause)
-      }).pipe(
-        Effect.flatMap(({ key, headers }) => {
-          const bad = checkHeaders(topic.name, headers)
-          if (bad) return Effect.fail(bad)
-          return Effect.try({
-            try: (): ProducerRecord => ({
-              topic: topic.name,
-              key,
-              value: topic.serializer.serialize(encoded),
-              headers
-            }),
-            catch: (cause) => invalid(topic.name, "SchemaInvalid", `serializer failed: ${String(cause)}`, cause)
-          })
-        })
-      )
-    )
+    Effect.flatMap((encoded) => toRecord(topic, event, encoded))
   )
+
+/** Key, headers and value of an encoded event, in one synchronous step. */
+const toRecord = <A, I>(topic: Topic<A, I>, event: A, encoded: I): Effect.Effect<ProducerRecord, Fatal> => {
+  let key: KeyValue
+  let headers: Headers
+  try {
+    key = topic.key(event)
+    headers = topic.headers(event)
+  } catch (cause) {
+    return Effect.fail(invalid(topic.name, "InvalidRecord", `key or headers function threw: ${String(cause)}`, cause))
+  }
+  const bad = checkHeaders(topic.name, headers)
+  if (bad) return Effect.fail(bad)
+  let value: Uint8Array
+  try {
+    value = topic.serializer.serialize(encoded)
+  } catch (cause) {
+    return Effect.fail(invalid(topic.name, "SchemaInvalid", `serializer failed: ${String(cause)}`, cause))
+  }
+  return Effect.succeed({
+    topic: topic.name,
+    key: key === null || key === undefined ? null : toBytes(key),
+    value,
+    headers
+  })
+}
