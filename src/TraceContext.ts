@@ -10,10 +10,15 @@ import * as HttpTraceContext from "effect/http/HttpTraceContext"
 export const traceparent = "traceparent"
 export const tracestate = "tracestate"
 
-/** The propagation headers for a span. */
+/**
+ * The propagation headers for a span. `traceparent` is the string `HttpTraceContext.toHeaders` writes
+ * (`00-<trace id>-<span id>-<flags>`), formatted here because this runs for every record: `toHeaders` also
+ * builds a b3 header and a `Headers` object (`Object.setPrototypeOf`) each call. A test holds them equal.
+ */
 export const inject = (span: Tracer.Span): Record<string, string> => {
-  const encoded = HttpTraceContext.toHeaders(span)
-  const out: Record<string, string> = { [traceparent]: encoded[traceparent]! }
+  const out: Record<string, string> = {
+    [traceparent]: `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
+  }
   const state = span.attributes.get(tracestate)
   if (typeof state === "string" && state.length > 0) out[tracestate] = state
   return out
