@@ -17,7 +17,7 @@
  * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
  * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
  */
-import { Clock, Duration, Effect } from "effect"
+import { Clock, Duration, Effect, Predicate } from "effect"
 import type { Producer, ProducerRecord } from "./Producer.ts"
 import { DeadLetterFailed, type Fatal, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
@@ -155,7 +155,12 @@ export const recover =
   <A, E, R>(
     self: Effect.Effect<A, E | Retriable | Fatal, R>
   ): Effect.Effect<A | DeadLettered, Exclude<E, Retriable | Fatal> | DeadLetterFailed, R> =>
-    Effect.catchTags(self as Effect.Effect<A, Retriable | Fatal, R>, {
-      Retriable: (error) => send(producer, record, error, attempt(), options),
-      Fatal: (error) => send(producer, record, error, attempt(), options)
-    }) as never
+    // one `catch` rather than `catchTags`: it runs around every publish, and `catchTags` builds several closures
+    Effect.catch(
+      self,
+      (error): Effect.Effect<DeadLettered, E | DeadLetterFailed> =>
+        isDeadLetterable(error) ? send(producer, record, error, attempt(), options) : Effect.fail(error)
+    ) as never
+
+const isDeadLetterable = (error: unknown): error is Retriable | Fatal =>
+  Predicate.hasProperty(error, "_tag") && (error._tag === "Retriable" || error._tag === "Fatal")

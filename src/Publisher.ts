@@ -134,66 +134,81 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
       })
     )
 
-    const deliver = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
-      Effect.suspend((): Effect.Effect<Receipt, PublishFailure> => {
-        let attempts = 0
-        let ambiguousBefore = false
-        const attempt = Effect.suspend(() => {
-          attempts++
-          return guarded([record])
-        }).pipe(
-          Effect.tapError((error) =>
-            Effect.sync(() => {
-              if (error._tag === "Retriable" && error.ambiguous) ambiguousBefore = true
-            })
-          )
-        )
-        const logRetry = Schedule.tap(policy, ({ input, duration, attempt: retry }) => {
-          const error = input as Retriable // the policy lets nothing else through
-          return Effect.logWarning("publish failed, retrying").pipe(
-            Effect.andThen(PublisherMetrics.recordRetry(record.topic, DeadLetter.errorType(error))),
-            Effect.annotateLogs({
-              topic: record.topic,
-              key: keyForLogs(record),
-              attempt: retry,
-              delayMs: Duration.toMillis(duration),
-              errorType: DeadLetter.errorType(error),
-              error: error.message
-            })
-          )
-        })
-        const delivered = attempt.pipe(
-          Effect.retry(logRetry),
-          Effect.timeoutOrElse({
-            duration: deliveryTimeout,
-            orElse: () =>
-              Effect.fail(
-                new Retriable({
-                  reason: "DeliveryTimeout",
-                  ambiguous: true,
-                  topic: record.topic,
-                  message: `delivery timeout: not delivered within ${Duration.format(deliveryTimeout)}`
-                })
-              )
-          }),
-          Effect.map(
-            ([metadata]) =>
-              new Delivered({
-                topic: metadata!.topic,
-                partition: metadata!.partition,
-                offset: metadata!.offset,
-                timestamp: metadata!.timestamp,
-                attempts,
-                possibleDuplicate: ambiguousBefore && attempts > 1
-              })
-          )
-        )
-        if (deadLetter === false) return delivered
-        // the outcome is logged by `finished`
-        return delivered.pipe(
-          DeadLetter.recover(producer, record, () => ({ attempts, possiblyDelivered: ambiguousBefore }), deadLetter)
+    /** The retry policy, logging each retry of `record` and counting it. */
+    const logRetry = (record: ProducerRecord) =>
+      Schedule.tap(policy, ({ input, duration, attempt: retry }) => {
+        const error = input as Retriable // the policy lets nothing else through
+        return Effect.logWarning("publish failed, retrying").pipe(
+          Effect.andThen(PublisherMetrics.recordRetry(record.topic, DeadLetter.errorType(error))),
+          Effect.annotateLogs({
+            topic: record.topic,
+            key: keyForLogs(record),
+            attempt: retry,
+            delayMs: Duration.toMillis(duration),
+            errorType: DeadLetter.errorType(error),
+            error: error.message
+          })
         )
       })
+
+    /** Sends `record`, retries and dead-letters it. Built when its publish starts (inside `observed`). */
+    const deliver = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> => {
+      let attempts = 0
+      let ambiguousBefore = false
+      const noteFailure = (error: PublishFailure) => {
+        if (error._tag === "Retriable" && error.ambiguous) ambiguousBefore = true
+      }
+      const attempt = Effect.suspend(() => {
+        attempts++
+        return guarded([record])
+      })
+      // Most publishes succeed at the first attempt, so the retry schedule (and the state it builds for
+      // each run) is only set up once an attempt failed. It starts from that failure, replayed once, then
+      // resends: the same decisions, delays and logs as `Effect.retry(attempt, logRetry(record))`.
+      const retried = Effect.catch(attempt, (first) => {
+        noteFailure(first)
+        const resend = Effect.tapError(attempt, (error) => Effect.sync(() => noteFailure(error)))
+        let replayed = false
+        const again = Effect.suspend(() => {
+          if (replayed) return resend
+          replayed = true
+          return Effect.fail(first)
+        })
+        return Effect.retry(again, logRetry(record))
+      })
+      const delivered = retried.pipe(
+        Effect.timeoutOrElse({
+          duration: deliveryTimeout,
+          orElse: () =>
+            Effect.fail(
+              new Retriable({
+                reason: "DeliveryTimeout",
+                ambiguous: true,
+                topic: record.topic,
+                message: `delivery timeout: not delivered within ${Duration.format(deliveryTimeout)}`
+              })
+            )
+        }),
+        Effect.map(
+          ([metadata]) =>
+            new Delivered({
+              topic: metadata!.topic,
+              partition: metadata!.partition,
+              offset: metadata!.offset,
+              timestamp: metadata!.timestamp,
+              attempts,
+              possibleDuplicate: ambiguousBefore && attempts > 1
+            })
+        )
+      )
+      if (deadLetter === false) return delivered
+      return DeadLetter.recover(
+        producer,
+        record,
+        () => ({ attempts, possiblyDelivered: ambiguousBefore }),
+        deadLetter
+      )(delivered)
+    }
 
     const publishRecord = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
       Effect.suspend(() => {
