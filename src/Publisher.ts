@@ -41,6 +41,7 @@ import {
 import { CircuitBreaker, type CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Health, type Outcome } from "./Health.ts"
+import * as Deadlines from "./internal/deadlines.ts"
 import { Producer, type ProducerRecord } from "./Producer.ts"
 import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
 import * as PublisherMetrics from "./PublisherMetrics.ts"
@@ -114,6 +115,8 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
 
     // Accepted publishes run here, owned by the publisher: the caller's interruption does not cut them off.
     const accepted = yield* FiberSet.make<Receipt, PublishFailure>()
+    // The delivery timeout of every publish, on one timer (it outlives the drain below: finalizers run LIFO).
+    const deadlines = yield* Deadlines.make(deliveryTimeout)
     let closed = false
     // counted here, not read off the FiberSet: a publish that completes at once is never seen in the set
     let inFlight = 0
@@ -176,31 +179,30 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         })
         return Effect.retry(again, logRetry(record))
       })
-      const delivered = retried.pipe(
-        Effect.timeoutOrElse({
-          duration: deliveryTimeout,
-          orElse: () =>
-            Effect.fail(
-              new Retriable({
-                reason: "DeliveryTimeout",
-                ambiguous: true,
-                topic: record.topic,
-                message: `delivery timeout: not delivered within ${Duration.format(deliveryTimeout)}`
-              })
-            )
-        }),
-        Effect.map(
-          ([metadata]) =>
-            new Delivered({
-              topic: metadata!.topic,
-              partition: metadata!.partition,
-              offset: metadata!.offset,
-              timestamp: metadata!.timestamp,
-              attempts,
-              possibleDuplicate: ambiguousBefore && attempts > 1
+      const delivered = deadlines
+        .bound(retried, () =>
+          Effect.fail(
+            new Retriable({
+              reason: "DeliveryTimeout",
+              ambiguous: true,
+              topic: record.topic,
+              message: `delivery timeout: not delivered within ${Duration.format(deliveryTimeout)}`
             })
+          )
         )
-      )
+        .pipe(
+          Effect.map(
+            ([metadata]) =>
+              new Delivered({
+                topic: metadata!.topic,
+                partition: metadata!.partition,
+                offset: metadata!.offset,
+                timestamp: metadata!.timestamp,
+                attempts,
+                possibleDuplicate: ambiguousBefore && attempts > 1
+              })
+          )
+        )
       if (deadLetter === false) return delivered
       return DeadLetter.recover(
         producer,
