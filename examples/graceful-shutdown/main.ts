@@ -30,19 +30,22 @@ const worker = (workerId: number) =>
   Effect.gen(function* () {
     const publisher = yield* Publisher.Publisher
     while (true) {
-      const id = stats.accepted++
-      // uninterruptible: a signal lets this publish finish (and be counted) before the worker stops
+      // uninterruptible: a signal lets this publish finish (and be counted) before the worker stops. The
+      // count is taken inside: a signal between counting and publishing would leave one counted, not sent.
       yield* Effect.uninterruptible(
-        Effect.exit(publisher.publish(ticks, new Tick({ id, workerId }))).pipe(
-          Effect.tap((exit) =>
-            Effect.sync(() => {
-              if (Exit.isSuccess(exit)) {
-                if (exit.value._tag === "Delivered") stats.delivered++
-                else stats.deadLettered++
-              } else stats.failed.push(id)
-            })
+        Effect.suspend(() => {
+          const id = stats.accepted++
+          return Effect.exit(publisher.publish(ticks, new Tick({ id, workerId }))).pipe(
+            Effect.tap((exit) =>
+              Effect.sync(() => {
+                if (Exit.isSuccess(exit)) {
+                  if (exit.value._tag === "Delivered") stats.delivered++
+                  else stats.deadLettered++
+                } else stats.failed.push(id)
+              })
+            )
           )
-        )
+        })
       )
     }
   })
