@@ -228,8 +228,8 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
      *
      * `useSpan` and `ParentSpan` rather than `Effect.withSpan`: the span is the current one all the same
      * (log lines, the dead-letter span and the driver's spans hang under it), but `withSpan` also captures a
-     * stack trace (an `Error`) on every call and pushes a stack frame that only points into this file. Per
-     * publish that was a third of the CPU time of the span and of the memory a waiting publish holds.
+     * stack trace (an `Error`) on every call and pushes a stack frame that only points into this file: more
+     * CPU time than the rest of the span, and about 1 KB of the memory each waiting publish holds.
      */
     const observed = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
       Effect.useSpan(`send ${record.topic}`, spanOptions(record), (span) =>
