@@ -1,7 +1,7 @@
 /**
  * The memory benchmark, run by `npm run bench` in a process of its own: MEMORY_EVENTS (default 1,000,000)
- * events offered to `Publisher.publish` as fast as the API accepts them (10,000 publishes in flight, the
- * Batcher's bounded queue pushing back), through the driver MEMORY_DRIVER names (kafkajs | platformatic)
+ * events offered to `Publisher.publish` as fast as the API accepts them (MEMORY_CONCURRENCY publishes in
+ * flight, default 10,000: the Batcher's bounded queue, `maxQueued`, pushes back there), through the driver MEMORY_DRIVER names (kafkajs | platformatic)
  * to MEMORY_TOPIC on KAFKA_BROKERS. Prints one JSON line: peak RSS and heap of this process, seconds,
  * receipts delivered.
  */
@@ -16,6 +16,7 @@ const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")
 const topicName = process.env.MEMORY_TOPIC ?? "bench-memory"
 const driver = process.env.MEMORY_DRIVER === "platformatic" ? "platformatic" : "kafkajs"
 const total = Number(process.env.MEMORY_EVENTS ?? 1_000_000)
+const concurrency = Number(process.env.MEMORY_CONCURRENCY ?? 10_000)
 
 class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({
   id: Schema.Int,
@@ -62,7 +63,7 @@ const program = Effect.gen(function* () {
           })
         )
       ),
-    { concurrency: 10_000, discard: true }
+    { concurrency, discard: true }
   )
 }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provide(Batcher.layer()), Layer.provide(producer))))
 
@@ -75,6 +76,7 @@ Effect.runPromise(program).then(
     console.log(
       JSON.stringify({
         driver,
+        concurrency,
         events: total,
         seconds: (performance.now() - started) / 1000,
         peakRssMb: mb(peakRss),
