@@ -12,7 +12,8 @@
  *   T3 the toolkit's kafkajs driver with the same pre-built batches as B (driver overhead)
  *   T4 Publisher.publish + Batcher on the @platformatic/kafka driver
  *   T5 the toolkit's @platformatic/kafka driver with the same pre-built batches (driver overhead vs P)
- *   L  Publisher.publish + Batcher at a steady 1,000 events/s (latency, both drivers; 100 B)
+ *   L  Publisher.publish + Batcher at a steady 1,000 events/s (latency, both drivers; 100 B), in a process
+ *      of its own (bench/latency.bench.ts)
  *
  * Then the memory benchmark (bench/memory.bench.ts, in a process of its own so its peak RSS is its own):
  * 1,000,000 events offered as fast as the API accepts them (Publisher + Batcher). Writes
@@ -332,38 +333,39 @@ const toolkitBatches = async (cluster: KafkaCluster, size: number, scenario: str
   return result(scenario, size, batchEvents, ms, h, rss, "latency per batch")
 }
 
-/** A steady 1,000 events/s for `rateSeconds` (10 per 10 ms tick), each publish's latency from its start. */
-const steadyRate = async (cluster: KafkaCluster, scenario: string, driver: Driver) => {
-  const name = await newTopic(cluster, "rate")
-  const topic = Topic.make({ name, schema: BenchEvent, key: (e) => e.key })
-  const body = bodyFor(100)
-  const total = rateSeconds * 1000
-  const h = histogram()
-  const program = Effect.gen(function* () {
-    const publisher = yield* Publisher.Publisher
-    const publishOne = (i: number) => {
-      const start = process.hrtime.bigint()
-      return Effect.runPromise(publisher.publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body }))).then(
-        () => h.recordValue(micros(start))
-      )
+/** bench/latency.bench.ts in a fresh Node process: a steady 1,000 events/s, no earlier scenario's garbage. */
+const steadyRate = async (cluster: KafkaCluster, scenario: string, driver: keyof typeof drivers): Promise<Result> => {
+  const topic = await newTopic(cluster, `rate-${driver}`)
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ["--disable-warning=TimeoutNegativeWarning", "bench/latency.bench.ts"],
+    {
+      env: {
+        ...process.env,
+        KAFKA_BROKERS: cluster.bootstrap,
+        LATENCY_TOPIC: topic,
+        LATENCY_DRIVER: driver,
+        RATE_SECONDS: String(rateSeconds)
+      },
+      maxBuffer: 16 * 1024 * 1024
     }
-    const started = performance.now()
-    const [, rss] = yield* Effect.promise(() =>
-      withPeakRss(async () => {
-        const pending: Array<Promise<void>> = []
-        for (let tick = 0; tick * 10 < total; tick++) {
-          const due = started + tick * 10
-          const wait = due - performance.now()
-          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-          for (let j = 0; j < 10; j++) pending.push(publishOne(tick * 10 + j))
-        }
-        await Promise.all(pending)
-      })
-    )
-    return [performance.now() - started, rss] as const
-  }).pipe(Effect.provide(publisherLayer(cluster, driver, true)))
-  const [ms, rss] = await Effect.runPromise(program)
-  return result(scenario, 100, total, ms, h, rss, "1,000 events/s offered")
+  )
+  const measured = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
+    records: number
+    recordsPerSecond: number
+    latencyMs: Result["latencyMs"]
+  }
+  return {
+    scenario,
+    size: 100,
+    records: measured.records,
+    seconds: measured.records / measured.recordsPerSecond,
+    recordsPerSecond: measured.recordsPerSecond,
+    mbPerSecond: Number(((measured.recordsPerSecond * 100) / 1048576).toFixed(2)),
+    latencyMs: measured.latencyMs,
+    peakRssMb: 0,
+    note: "1,000 events/s offered; own process"
+  }
 }
 
 interface MemoryResult {
@@ -451,9 +453,9 @@ const main = async () => {
         toolkitBatches(cluster, size, "T5: toolkit platformatic driver, batches of 500", drivers.platformatic)
       )
     }
-    for (const [name, driver] of Object.entries(drivers)) {
-      await run(`L (${name}), ${rateSeconds} s at 1,000 events/s`, () =>
-        steadyRate(cluster, `L: publish + Batcher at 1,000/s, ${name} driver`, driver)
+    for (const name of Object.keys(drivers) as Array<keyof typeof drivers>) {
+      await run(`L (${name}), ${rateSeconds} s at 1,000 events/s, own process`, () =>
+        steadyRate(cluster, `L: publish + Batcher at 1,000/s, ${name} driver`, name)
       )
     }
     // 10,000 in flight fills the Batcher's queue (maxQueued); 1,000 still keeps two batches of 500 ahead

@@ -42,11 +42,15 @@ import * as RetryPolicy from "./RetryPolicy.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
 export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
-  /** How long cached topic metadata (partition counts, leaders) is used before it is fetched again. Default 5 s. */
+  /**
+   * How long cached topic metadata (partition counts, leaders) is used before it is fetched again. Default
+   * 5 minutes (Java: metadata.max.age.ms); a leader change refreshes it sooner. The client's own 5 s put a
+   * metadata round trip in front of a send every 5 s: the p99 of a steady 1,000 events/s.
+   */
   readonly metadataMaxAge?: Duration.Input | undefined
 }
 
-export const defaults = { ...ProducerConfig.defaults, metadataMaxAge: Duration.seconds(5) } as const
+export const defaults = { ...ProducerConfig.defaults, metadataMaxAge: Duration.minutes(5) } as const
 
 const millis = ProducerConfig.millis
 
