@@ -5,32 +5,22 @@
  * platformatic), to LATENCY_TOPIC on KAFKA_BROKERS, after a 2 s warm-up at the same rate. Each publish's
  * latency from its start goes into an HDR histogram. Prints one JSON line: percentiles in ms, records/s.
  */
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as hdr from "hdr-histogram-js"
 import * as Batcher from "../src/Batcher.ts"
-import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../src/PlatformaticProducer.ts"
 import * as Publisher from "../src/Publisher.ts"
 import * as Topic from "../src/Topic.ts"
+import { BenchEvent, driverNamed, drivers } from "./shared.ts"
 
 const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")
 const topicName = process.env.LATENCY_TOPIC ?? "bench-latency"
-const driver = process.env.LATENCY_DRIVER === "platformatic" ? "platformatic" : "kafkajs"
+const driver = driverNamed(process.env.LATENCY_DRIVER)
 const seconds = Number(process.env.RATE_SECONDS ?? 10)
-
-class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({
-  id: Schema.Int,
-  key: Schema.String,
-  body: Schema.String
-}) {}
 
 const topic = Topic.make({ name: topicName, schema: BenchEvent, key: (e) => e.key })
 const body = "x".repeat(60) // 100 B records
 
-const producer =
-  driver === "platformatic"
-    ? PlatformaticProducer.layer({ brokers, clientId: "bench-latency" })
-    : KafkaJsProducer.layer({ brokers, clientId: "bench-latency" })
+const producer = drivers[driver]({ brokers, clientId: "bench-latency" })
 
 const program = Effect.gen(function* () {
   const publisher = yield* Publisher.Publisher

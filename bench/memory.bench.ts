@@ -5,24 +5,17 @@
  * to MEMORY_TOPIC on KAFKA_BROKERS. Prints one JSON line: peak RSS and heap of this process, seconds,
  * receipts delivered.
  */
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as Batcher from "../src/Batcher.ts"
-import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../src/PlatformaticProducer.ts"
 import * as Publisher from "../src/Publisher.ts"
 import * as Topic from "../src/Topic.ts"
+import { BenchEvent, driverNamed, drivers } from "./shared.ts"
 
 const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")
 const topicName = process.env.MEMORY_TOPIC ?? "bench-memory"
-const driver = process.env.MEMORY_DRIVER === "platformatic" ? "platformatic" : "kafkajs"
+const driver = driverNamed(process.env.MEMORY_DRIVER)
 const total = Number(process.env.MEMORY_EVENTS ?? 1_000_000)
 const concurrency = Number(process.env.MEMORY_CONCURRENCY ?? 10_000)
-
-class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({
-  id: Schema.Int,
-  key: Schema.String,
-  body: Schema.String
-}) {}
 
 const topic = Topic.make({ name: topicName, schema: BenchEvent, key: (e) => e.key })
 const body = "x".repeat(60)
@@ -40,10 +33,7 @@ const sample = () => {
 }
 const sampler = setInterval(sample, 25)
 
-const producer =
-  driver === "platformatic"
-    ? PlatformaticProducer.layer({ brokers, clientId: "bench-memory" })
-    : KafkaJsProducer.layer({ brokers, clientId: "bench-memory" })
+const producer = drivers[driver]({ brokers, clientId: "bench-memory" })
 
 let delivered = 0
 const started = performance.now()

@@ -27,12 +27,10 @@ import os from "node:os"
 import path from "node:path"
 import { promisify } from "node:util"
 import { Producer as PlatformaticClient } from "@platformatic/kafka"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer } from "effect"
 import * as hdr from "hdr-histogram-js"
 import kafkajs from "kafkajs"
 import * as Batcher from "../src/Batcher.ts"
-import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../src/PlatformaticProducer.ts"
 import { Producer, type ProducerRecord } from "../src/Producer.ts"
 import type { ProducerConfig } from "../src/ProducerConfig.ts"
 import type { PublishError } from "../src/PublishError.ts"
@@ -42,6 +40,7 @@ import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed
 import { libsDir } from "../testbed/layout.ts"
 import { createTopics } from "../testbed/topics.ts"
 import { type Bar, barChartPng } from "./chart.ts"
+import { BenchEvent, drivers } from "./shared.ts"
 
 const execFileAsync = promisify(execFile)
 const events = Number(process.env.EVENTS ?? 10_000)
@@ -261,15 +260,7 @@ const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> =
   }
 }
 
-class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({
-  id: Schema.Int,
-  key: Schema.String,
-  body: Schema.String
-}) {}
-
 type Driver = (config: ProducerConfig) => Layer.Layer<Producer, PublishError>
-
-const drivers = { kafkajs: KafkaJsProducer.layer, platformatic: PlatformaticProducer.layer } as const
 
 const publisherLayer = (cluster: KafkaCluster, driver: Driver, batched: boolean) => {
   const producer = driver({ brokers: cluster.brokers, clientId: "bench" })
