@@ -1,6 +1,12 @@
 import { defineConfig } from "vitest/config"
 
+// Tests and examples import the package by its own name ("effect-kafka-publisher/kafkajs", as users do); this
+// condition of package.json's `exports` points those imports at the sources instead of the build.
+const sourceCondition = "effect-kafka-publisher-source"
+
 export default defineConfig({
+  resolve: { conditions: [sourceCondition] },
+  ssr: { resolve: { conditions: [sourceCondition], externalConditions: [sourceCondition] } },
   test: {
     projects: [
       {

@@ -10,8 +10,8 @@
  * murmur2; "no key" is kafkajs's round-robin.
  */
 import { Effect } from "effect"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import type { ProducerRecord, RecordMetadata } from "../src/Producer.ts"
-import * as FakeKafka from "../src/testing/FakeKafka.ts"
 
 const total = Number(process.env.RECORDS ?? 2_000_000)
 const batch = 500

@@ -26,11 +26,9 @@ import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import v8 from "node:v8"
 import { Effect, Layer, Schema } from "effect"
-import * as Batcher from "../src/Batcher.ts"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../src/Producer.ts"
-import * as Publisher from "../src/Publisher.ts"
-import * as Topic from "../src/Topic.ts"
-import * as FakeKafka from "../src/testing/FakeKafka.ts"
 
 const events = Number(process.env.EVENTS ?? 200_000)
 const callers = Number(process.env.CALLERS ?? 256)
@@ -253,10 +251,14 @@ const describeMemory = (r: MemoryResult) =>
 
 /** Each memory variant in a process of its own: no other run's garbage counts in its peak. */
 const memoryInChild = (variant: keyof typeof memoryVariants): MemoryResult => {
-  const child = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "memory", variant], {
-    stdio: ["ignore", "pipe", "pipe"],
-    encoding: "utf8"
-  })
+  const child = spawnSync(
+    process.execPath,
+    [...process.execArgv, "--expose-gc", fileURLToPath(import.meta.url), "memory", variant],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      encoding: "utf8"
+    }
+  )
   if (child.status !== 0) throw new Error(`memory ${variant} exited with ${child.status}: ${child.stderr}`)
   return JSON.parse(child.stdout.trim().split("\n").at(-1)!) as MemoryResult
 }

@@ -6,10 +6,8 @@
  * latency from its start goes into an HDR histogram. Prints one JSON line: percentiles in ms, records/s.
  */
 import { Effect, Layer } from "effect"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
 import * as hdr from "hdr-histogram-js"
-import * as Batcher from "../src/Batcher.ts"
-import * as Publisher from "../src/Publisher.ts"
-import * as Topic from "../src/Topic.ts"
 import { BenchEvent, driverNamed, drivers } from "./shared.ts"
 
 const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")

@@ -6,9 +6,7 @@
  * receipts delivered.
  */
 import { Effect, Layer } from "effect"
-import * as Batcher from "../src/Batcher.ts"
-import * as Publisher from "../src/Publisher.ts"
-import * as Topic from "../src/Topic.ts"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
 import { BenchEvent, driverNamed, drivers } from "./shared.ts"
 
 const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")

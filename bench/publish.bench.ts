@@ -28,14 +28,12 @@ import path from "node:path"
 import { promisify } from "node:util"
 import { Producer as PlatformaticClient } from "@platformatic/kafka"
 import { Effect, Layer } from "effect"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
 import * as hdr from "hdr-histogram-js"
 import kafkajs from "kafkajs"
-import * as Batcher from "../src/Batcher.ts"
 import { Producer, type ProducerRecord } from "../src/Producer.ts"
 import type { ProducerConfig } from "../src/ProducerConfig.ts"
 import type { PublishError } from "../src/PublishError.ts"
-import * as Publisher from "../src/Publisher.ts"
-import * as Topic from "../src/Topic.ts"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
 import { libsDir } from "../testbed/layout.ts"
 import { createTopics } from "../testbed/topics.ts"
@@ -327,20 +325,16 @@ const toolkitBatches = async (cluster: KafkaCluster, size: number, scenario: str
 /** bench/latency.bench.ts in a fresh Node process: a steady 1,000 events/s, no earlier scenario's garbage. */
 const steadyRate = async (cluster: KafkaCluster, scenario: string, driver: keyof typeof drivers): Promise<Result> => {
   const topic = await newTopic(cluster, `rate-${driver}`)
-  const { stdout } = await execFileAsync(
-    process.execPath,
-    ["--disable-warning=TimeoutNegativeWarning", "bench/latency.bench.ts"],
-    {
-      env: {
-        ...process.env,
-        KAFKA_BROKERS: cluster.bootstrap,
-        LATENCY_TOPIC: topic,
-        LATENCY_DRIVER: driver,
-        RATE_SECONDS: String(rateSeconds)
-      },
-      maxBuffer: 16 * 1024 * 1024
-    }
-  )
+  const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, "bench/latency.bench.ts"], {
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: cluster.bootstrap,
+      LATENCY_TOPIC: topic,
+      LATENCY_DRIVER: driver,
+      RATE_SECONDS: String(rateSeconds)
+    },
+    maxBuffer: 16 * 1024 * 1024
+  })
   const measured = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
     records: number
     recordsPerSecond: number
@@ -376,21 +370,17 @@ const memoryBenchmark = async (
   concurrency: number
 ): Promise<MemoryResult> => {
   const topic = await newTopic(cluster, `memory-${driver}`)
-  const { stdout } = await execFileAsync(
-    process.execPath,
-    ["--disable-warning=TimeoutNegativeWarning", "bench/memory.bench.ts"],
-    {
-      env: {
-        ...process.env,
-        KAFKA_BROKERS: cluster.bootstrap,
-        MEMORY_TOPIC: topic,
-        MEMORY_DRIVER: driver,
-        MEMORY_EVENTS: String(memoryEvents),
-        MEMORY_CONCURRENCY: String(concurrency)
-      },
-      maxBuffer: 16 * 1024 * 1024
-    }
-  )
+  const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, "bench/memory.bench.ts"], {
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: cluster.bootstrap,
+      MEMORY_TOPIC: topic,
+      MEMORY_DRIVER: driver,
+      MEMORY_EVENTS: String(memoryEvents),
+      MEMORY_CONCURRENCY: String(concurrency)
+    },
+    maxBuffer: 16 * 1024 * 1024
+  })
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as MemoryResult
 }
 

@@ -1,7 +1,7 @@
 /** What every benchmark publishes, and the drivers it can publish through. */
 import { Schema } from "effect"
-import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../src/PlatformaticProducer.ts"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 
 /** A small event; its JSON is about 40 bytes plus the body. */
 export class BenchEvent extends Schema.Class<BenchEvent>("BenchEvent")({

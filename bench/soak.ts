@@ -5,12 +5,9 @@
  * (count, duplicates, gaps). Not part of `npm test`.
  */
 import { Effect, Layer, Schema } from "effect"
-import * as Batcher from "../src/Batcher.ts"
-import * as KafkaJsProducer from "../src/KafkaJsProducer.ts"
-import * as Publisher from "../src/Publisher.ts"
-import * as Topic from "../src/Topic.ts"
-import * as TopicAudit from "../src/TopicAudit.ts"
-import * as TopicReader from "../src/testing/TopicReader.ts"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { TopicAudit, TopicReader } from "effect-kafka-publisher/testing"
 import { startCluster } from "../testbed/KafkaCluster.ts"
 import { createTopics } from "../testbed/topics.ts"
 

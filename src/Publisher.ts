@@ -42,13 +42,13 @@ import { CircuitBreaker, type CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Health, type Outcome } from "./Health.ts"
 import * as Deadlines from "./internal/deadlines.ts"
+import * as PublisherMetrics from "./observability/PublisherMetrics.ts"
+import * as TraceContext from "./observability/TraceContext.ts"
 import { Producer, type ProducerRecord } from "./Producer.ts"
 import { type DeadLetterFailed, type Fatal, PublishAllFailed, PublisherClosed, Retriable } from "./PublishError.ts"
-import * as PublisherMetrics from "./PublisherMetrics.ts"
 import { type DeadLettered, Delivered, type Receipt } from "./Receipt.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import * as Topic from "./Topic.ts"
-import * as TraceContext from "./TraceContext.ts"
 
 /** Everything a publish can fail with. `CircuitOpen` only when a `CircuitBreaker` is provided. */
 export type PublishFailure = Retriable | Fatal | PublisherClosed | DeadLetterFailed | CircuitOpen

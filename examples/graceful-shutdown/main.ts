@@ -10,7 +10,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Logger, Schema } from "effect"
-import { Publisher, Topic } from "../../src/index.ts"
+import { Publisher, Topic } from "effect-kafka-publisher"
 import { producerLayer } from "../shared/broker.ts"
 
 class Tick extends Schema.Class<Tick>("Tick")({ id: Schema.Int, workerId: Schema.Int }) {}

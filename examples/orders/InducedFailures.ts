@@ -3,19 +3,18 @@
  * broker, the embedded one or a real one. It fails a send before it reaches the driver: nothing is written.
  */
 import { Effect, Layer } from "effect"
-import { Producer, type ProducerRecord } from "../../src/Producer.ts"
-import type { PublishError } from "../../src/PublishError.ts"
+import { Producer, type PublishError } from "effect-kafka-publisher"
 
-export type Rule = (record: ProducerRecord, attempt: number) => PublishError | undefined
+export type Rule = (record: Producer.ProducerRecord, attempt: number) => PublishError.PublishError | undefined
 
 /** Wraps the Producer below: `rule` sees each record (and how often it was sent) and may fail it. */
-export const layer = (rule: Rule): Layer.Layer<Producer, never, Producer> =>
+export const layer = (rule: Rule): Layer.Layer<Producer.Producer, never, Producer.Producer> =>
   Layer.effect(
-    Producer,
+    Producer.Producer,
     Effect.gen(function* () {
-      const inner = yield* Producer
+      const inner = yield* Producer.Producer
       const attempts = new Map<string, number>()
-      return Producer.of({
+      return Producer.Producer.of({
         inFlight: inner.inFlight,
         send: (records) =>
           Effect.suspend(() => {

@@ -1,6 +1,6 @@
 /** The demo's domain event and its topic. */
 import { Schema } from "effect"
-import { Topic } from "../../src/index.ts"
+import { Topic } from "effect-kafka-publisher"
 
 export class OrderPlaced extends Schema.Class<OrderPlaced>("OrderPlaced")({
   orderId: Schema.String,

@@ -8,10 +8,10 @@
  * variant on a topic of its own); otherwise on the embedded broker, where compression changes nothing.
  */
 import { Clock, DateTime, Effect, Layer, Option } from "effect"
+import { Batcher, type ProducerConfig, Publisher } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import * as hdr from "hdr-histogram-js"
-import { Batcher, KafkaJsProducer, Publisher } from "../../src/index.ts"
-import type { Compression } from "../../src/ProducerConfig.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 import { brokersFromEnv } from "../shared/broker.ts"
 import { ensureTopics } from "../shared/topics.ts"
 import { OrderPlaced, ordersTopic } from "./Order.ts"
@@ -22,7 +22,7 @@ const callers = Number(process.env.CALLERS ?? 64)
 interface Variant {
   readonly name: string
   readonly linger: boolean
-  readonly compression: Compression
+  readonly compression: ProducerConfig.Compression
 }
 
 const variants: ReadonlyArray<Variant> = [

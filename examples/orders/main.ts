@@ -12,10 +12,9 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Clock, Config, DateTime, Effect, Layer, Logger, Option } from "effect"
+import { DeadLetter, PublishError, Publisher, type Receipt } from "effect-kafka-publisher"
+import { FakeKafka, TopicReader } from "effect-kafka-publisher/testing"
 import * as hdr from "hdr-histogram-js"
-import { DeadLetter, PublishError, Publisher, type Receipt } from "../../src/index.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
-import * as TopicReader from "../../src/testing/TopicReader.ts"
 import { driverLayer, driverName } from "../shared/broker.ts"
 import { ensureTopics } from "../shared/topics.ts"
 import * as InducedFailures from "./InducedFailures.ts"

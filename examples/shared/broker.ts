@@ -5,11 +5,10 @@
  */
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import type { ConfigError } from "effect/Config"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
-import type { Producer } from "../../src/Producer.ts"
-import type { PublishError } from "../../src/PublishError.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+import type { Producer, PublishError } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 
 export const brokersFromEnv = Effect.gen(function* () {
   return yield* Config.String("KAFKA_BROKERS").pipe(
@@ -25,7 +24,7 @@ export const driverName = Config.schema(Schema.Literals(["kafkajs", "platformati
 )
 
 /** The driver KAFKA_DRIVER names, configured from the environment (KAFKA_BROKERS, KAFKA_ACKS, ...). */
-export const driverLayer = (): Layer.Layer<Producer, PublishError | ConfigError> =>
+export const driverLayer = (): Layer.Layer<Producer.Producer, PublishError.PublishError | ConfigError> =>
   Layer.unwrap(
     Effect.gen(function* () {
       const driver = yield* driverName
@@ -34,7 +33,9 @@ export const driverLayer = (): Layer.Layer<Producer, PublishError | ConfigError>
   )
 
 /** KAFKA_DRIVER's driver on KAFKA_BROKERS, or FakeKafka with `embedded` options when it is not set. */
-export const producerLayer = (embedded: FakeKafka.Options = {}): Layer.Layer<Producer, PublishError | ConfigError> =>
+export const producerLayer = (
+  embedded: FakeKafka.Options = {}
+): Layer.Layer<Producer.Producer, PublishError.PublishError | ConfigError> =>
   Layer.unwrap(
     Effect.gen(function* () {
       const brokers = yield* brokersFromEnv

@@ -4,7 +4,7 @@
  * `Publisher`, and knows nothing of Kafka drivers.
  */
 import { Context, Effect, Exit, Layer } from "effect"
-import { Publisher } from "../../src/index.ts"
+import { Publisher } from "effect-kafka-publisher"
 import { OrderSource } from "./OrderSource.ts"
 import { publishEvent } from "./OrderTranslator.ts"
 

@@ -3,7 +3,7 @@
  * personal data: consumers get what they need, not the domain's internals.
  */
 import { Schema } from "effect"
-import { Topic } from "../../src/index.ts"
+import { Topic } from "effect-kafka-publisher"
 
 export class OrderPlacedV1 extends Schema.Class<OrderPlacedV1>("OrderPlacedV1")({
   orderId: Schema.String,

@@ -3,8 +3,7 @@
  * sides, so either can change without the other noticing. Routing by event type happens here too.
  */
 import type { Effect } from "effect"
-import type { Publisher, PublishFailure } from "../../src/Publisher.ts"
-import type { Receipt } from "../../src/Receipt.ts"
+import type { Publisher, Receipt } from "effect-kafka-publisher"
 import {
   OrderCancelledV1,
   OrderPlacedV1,
@@ -16,7 +15,10 @@ import {
 import { type OrderEvent, totalCents } from "./Order.ts"
 
 /** Publishes one domain event as its message, on its topic. */
-export const publishEvent = (publisher: Publisher, event: OrderEvent): Effect.Effect<Receipt, PublishFailure> => {
+export const publishEvent = (
+  publisher: Publisher.Publisher,
+  event: OrderEvent
+): Effect.Effect<Receipt.Receipt, Publisher.PublishFailure> => {
   const { order } = event
   switch (event._tag) {
     case "OrderPlaced":

@@ -4,7 +4,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
-import { Publisher } from "../../src/index.ts"
+import { Publisher } from "effect-kafka-publisher"
 import { producerLayer } from "../shared/broker.ts"
 import { ExtractAndPublishOrders } from "./ExtractAndPublishOrders.ts"
 import type { Order, OrderEvent } from "./Order.ts"

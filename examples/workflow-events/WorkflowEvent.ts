@@ -1,6 +1,6 @@
 /** The typed event of the workflow service and the request body that triggers it. */
 import { Schema } from "effect"
-import { Topic } from "../../src/index.ts"
+import { Topic } from "effect-kafka-publisher"
 
 export const EventType = Schema.Literals(["workflow.triggered", "workflow.completed", "workflow.failed"])
 export const Source = Schema.Literals(["api", "scheduler", "webhook"])

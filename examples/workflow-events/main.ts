@@ -14,7 +14,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { CircuitBreaker, DeadLetter, Health, Publisher } from "../../src/index.ts"
+import { CircuitBreaker, DeadLetter, Health, Publisher } from "effect-kafka-publisher"
 import { producerLayer } from "../shared/broker.ts"
 import { TriggerRequest, WorkflowEvent, workflowEvents } from "./WorkflowEvent.ts"
 

@@ -14,10 +14,10 @@ import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Config, Console, Effect, Layer, Option } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as DeadLetter from "../DeadLetter.ts"
-import * as KafkaJsProducer from "../KafkaJsProducer.ts"
+import * as KafkaJsProducer from "../kafkajs/KafkaJsProducer.ts"
 import * as Publisher from "../Publisher.ts"
-import * as TopicAudit from "../TopicAudit.ts"
-import * as TopicReader from "../testing/TopicReader.ts"
+import * as TopicAudit from "../reader/TopicAudit.ts"
+import * as TopicReader from "../reader/TopicReader.ts"
 
 const brokersFlag = Flag.String("brokers").pipe(
   Flag.withDescription("bootstrap servers, host:port[,host:port]; default: KAFKA_BROKERS"),

@@ -25,7 +25,7 @@ import { Context, Duration, Effect, Latch, Layer } from "effect"
 import kafkajs from "kafkajs"
 import { type Headers, Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
-import type { ReadRecord } from "./TopicReader.ts"
+import type { ReadRecord } from "../reader/TopicReader.ts"
 
 /** How a topic is created. */
 export interface TopicOptions {

@@ -1,3 +1,10 @@
-/** Test support: the in-memory broker and the tools to read a real topic back. */
+/**
+ * `effect-kafka-publisher/testing`: the in-memory broker (`FakeKafka`, no Kafka client needed) and the
+ * tools to read a real topic back and check it (`TopicReader` loads kafkajs only when it reads).
+ *
+ * @module
+ */
+
+export * as TopicAudit from "../reader/TopicAudit.ts"
+export * as TopicReader from "../reader/TopicReader.ts"
 export * as FakeKafka from "./FakeKafka.ts"
-export * as TopicReader from "./TopicReader.ts"

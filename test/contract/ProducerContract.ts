@@ -5,14 +5,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, type Layer, Schema } from "effect"
+import { DeadLetter, Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import kafkajs from "kafkajs"
-import * as DeadLetter from "../../src/DeadLetter.ts"
 import { Producer } from "../../src/Producer.ts"
 import type { PublishError } from "../../src/PublishError.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
-import * as Topic from "../../src/Topic.ts"
-import type { ReadRecord } from "../../src/testing/TopicReader.ts"
+import type { ReadRecord } from "../../src/reader/TopicReader.ts"
 
 export interface ContractBrokerShape {
   readonly createTopic: (

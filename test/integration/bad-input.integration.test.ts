@@ -3,9 +3,8 @@
 // oversize record, invalid topic name, unknown topic with auto-create off, wrong SASL password).
 import { assert, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Redacted, Schema } from "effect"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
+import { Publisher, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, scramUsers } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"

@@ -1,10 +1,9 @@
 // Issue 7, broker crash: kill -9 the only broker mid-stream, restart it, and account for every event.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
+import { Publisher, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic, type DriverLayer } from "./realHarness.ts"

@@ -2,11 +2,9 @@
 // mid-stream, a follower paused, then two nodes lost. Every event is accounted for by reading both topics back.
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Schedule, Schema } from "effect"
+import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import kafkajs from "kafkajs"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
-import * as Topic from "../../src/Topic.ts"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"

@@ -1,10 +1,9 @@
 // Compression on a real broker: each codec the driver offers writes records a consumer reads back intact.
 import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as TopicReader from "../../src/testing/TopicReader.ts"
+import { Publisher, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { TopicReader } from "effect-kafka-publisher/testing"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
 import { createTopic } from "./realHarness.ts"
 

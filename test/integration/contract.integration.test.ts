@@ -1,6 +1,6 @@
 // The contract suite against the real broker of this run, once per driver (the same tests run on FakeKafka
 // in test/unit).
-import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { producerContract } from "../contract/ProducerContract.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
 import { realHarness } from "./realHarness.ts"

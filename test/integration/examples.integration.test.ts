@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as TopicReader from "../../src/testing/TopicReader.ts"
+import { TopicReader } from "effect-kafka-publisher/testing"
 import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
 import { startWorkflowService, validBody } from "../support/workflowService.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
@@ -11,10 +11,19 @@ import { bootstrapServers, describeWithKafka } from "./broker.ts"
 const decoder = new TextDecoder()
 
 const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-  spawnSync(process.execPath, ["--disable-warning=TimeoutNegativeWarning", "src/bin/cli.ts", ...args], {
-    env: { ...process.env, ...env },
-    encoding: "utf8"
-  })
+  spawnSync(
+    process.execPath,
+    [
+      "--disable-warning=TimeoutNegativeWarning",
+      "--conditions=effect-kafka-publisher-source",
+      "src/bin/cli.ts",
+      ...args
+    ],
+    {
+      env: { ...process.env, ...env },
+      encoding: "utf8"
+    }
+  )
 
 describeWithKafka("examples on the real broker", () => {
   describe("orders demo", { timeout: 120_000 }, () => {

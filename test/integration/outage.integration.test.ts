@@ -2,11 +2,8 @@
 // fail fast with CircuitOpen, health says unhealthy; after the broker is back, it recovers by itself.
 import { assert, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Schema } from "effect"
-import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
-import * as Health from "../../src/Health.ts"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
+import { CircuitBreaker, Health, Publisher, Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"

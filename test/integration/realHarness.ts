@@ -1,10 +1,10 @@
 /** The contract harness for a real broker: a driver (kafkajs by default), kafkajs admin for topics, TopicReader. */
 import { Effect, Layer } from "effect"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { TopicReader } from "effect-kafka-publisher/testing"
 import type { Producer } from "../../src/Producer.ts"
 import type { ProducerConfig } from "../../src/ProducerConfig.ts"
 import type { PublishError } from "../../src/PublishError.ts"
-import * as TopicReader from "../../src/testing/TopicReader.ts"
 import { createTopics } from "../../testbed/topics.ts"
 import { ContractBroker, type HarnessLayer } from "../contract/ProducerContract.ts"
 

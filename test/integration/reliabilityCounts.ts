@@ -3,9 +3,9 @@
  * dead-letter topic, or a typed error returned to its caller. Reads both topics back and counts.
  */
 import { Effect, Exit } from "effect"
+import { TopicReader } from "effect-kafka-publisher/testing"
 import type { PublishFailure } from "../../src/Publisher.ts"
 import type { Receipt } from "../../src/Receipt.ts"
-import * as TopicReader from "../../src/testing/TopicReader.ts"
 
 export interface Counts {
   readonly published: number

@@ -10,10 +10,14 @@ export interface Run {
 }
 
 export const startExample = (file: string, env: Record<string, string | undefined> = {}): Run => {
-  const child = spawn(process.execPath, ["--disable-warning=TimeoutNegativeWarning", path.resolve(file)], {
-    env: { ...process.env, ...env, FORCE_COLOR: "0", NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+  const child = spawn(
+    process.execPath,
+    ["--disable-warning=TimeoutNegativeWarning", "--conditions=effect-kafka-publisher-source", path.resolve(file)],
+    {
+      env: { ...process.env, ...env, FORCE_COLOR: "0", NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"]
+    }
+  )
   let out = ""
   let err = ""
   child.stdout!.on("data", (chunk) => {

@@ -1,12 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Latch, Layer, Random, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import * as Batcher from "../../src/Batcher.ts"
+import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "../../src/Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../../src/PublishError.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
-import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
+import { CircuitBreaker } from "effect-kafka-publisher"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
 
 const down = new Retriable({ reason: "BrokerUnavailable", ambiguous: false, message: "down" })

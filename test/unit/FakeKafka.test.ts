@@ -2,9 +2,9 @@ import { createRequire } from "node:module"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Producer, type ProducerRecord } from "../../src/Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../../src/PublishError.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 import { expectedPartition } from "../contract/ProducerContract.ts"
 
 const bytes = (s: string) => new TextEncoder().encode(s)

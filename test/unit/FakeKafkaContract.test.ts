@@ -1,6 +1,6 @@
 // The contract suite on FakeKafka: the same tests the real broker passes (test/integration/contract.integration.test.ts).
 import { Effect, Layer } from "effect"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { ContractBroker, producerContract } from "../contract/ProducerContract.ts"
 
 producerContract("FakeKafka", ({ autoCreateTopics }) =>

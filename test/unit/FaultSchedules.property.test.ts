@@ -4,14 +4,12 @@
 // dead-lettered or a returned error, retries never exceed the policy, and the topic's offsets stay continuous.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, References, Schema } from "effect"
+import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import fc from "fast-check"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
 import type { PublishFailure } from "../../src/Publisher.ts"
-import * as Publisher from "../../src/Publisher.ts"
 import type { Receipt } from "../../src/Receipt.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
 

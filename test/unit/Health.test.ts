@@ -1,8 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
-import * as Health from "../../src/Health.ts"
+import { CircuitBreaker, Health } from "effect-kafka-publisher"
 import { Retriable } from "../../src/PublishError.ts"
 
 const recordMany = (health: Health.Health, outcome: Health.Outcome, n: number) =>

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Redacted } from "effect"
-import * as KafkaJsProducer from "../../src/KafkaJsProducer.ts"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 
 const load = (env: Record<string, string>) =>
   Effect.exit(

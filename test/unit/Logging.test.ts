@@ -1,11 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Random, Redacted, Schema } from "effect"
 import { TestClock, TestConsole } from "effect/testing"
-import * as Logging from "../../src/Logging.ts"
+import { Logging, Publisher, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Retriable } from "../../src/PublishError.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
 describe("Logging", () => {
   it.effect("JSON lines with the annotations: a retry is a warning, a dead-letter an error; no secret", () =>

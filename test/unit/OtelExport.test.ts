@@ -9,9 +9,8 @@ import {
 } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer, Schema } from "effect"
-import * as Publisher from "../../src/Publisher.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
+import { Publisher, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 
 describe("OpenTelemetry export", () => {
   it.live("metrics and the PRODUCER span reach the OTel SDK", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Redacted } from "effect"
-import * as PlatformaticProducer from "../../src/PlatformaticProducer.ts"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 
 describe("PlatformaticProducer.clientOptions", () => {
   it("defaults follow the Java client: acks=all, idempotence, request timeout 30 s", () => {

@@ -1,14 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Logger, Metric, Random, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import * as CircuitBreaker from "../../src/CircuitBreaker.ts"
-import * as Health from "../../src/Health.ts"
+import { CircuitBreaker, Health, Publisher, PublisherMetrics, RetryPolicy, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as PublisherMetrics from "../../src/PublisherMetrics.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
 class Order extends Schema.Class<Order>("Order")({
   orderId: Schema.String,

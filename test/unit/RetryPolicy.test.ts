@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Random, Ref } from "effect"
 import { TestClock } from "effect/testing"
+import { RetryPolicy } from "effect-kafka-publisher"
 import { Fatal, type PublishError, Retriable } from "../../src/PublishError.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
 
 // jittered delay = d * (0.8 * (1 - r) + 1.2 * r): r fixes the jitter factor (0 -> 0.8, 0.5 -> 1, 1 -> 1.2)
 const randomAt = (r: number) =>

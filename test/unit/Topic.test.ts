@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Schema } from "effect"
-import * as Topic from "../../src/Topic.ts"
+import { Topic } from "effect-kafka-publisher"
 
 class Order extends Schema.Class<Order>("Order")({
   orderId: Schema.String,

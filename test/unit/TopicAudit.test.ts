@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type AuditRecord, audit } from "../../src/TopicAudit.ts"
+import { type AuditRecord, audit } from "../../src/reader/TopicAudit.ts"
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 const record = (partition: number, offset: number, value: string, eventId?: string): AuditRecord => ({

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import * as HttpTraceContext from "effect/http/HttpTraceContext"
-import * as TraceContext from "../../src/TraceContext.ts"
+import { TraceContext } from "effect-kafka-publisher"
 
 describe("TraceContext", () => {
   it.effect("inject writes the traceparent HttpTraceContext writes, and extract reads it back", () =>

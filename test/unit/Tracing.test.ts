@@ -5,12 +5,9 @@ import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import { assert, describe, it } from "@effect/vitest"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer, Option, Schema } from "effect"
+import { Publisher, RetryPolicy, Topic, TraceContext } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
-import * as Publisher from "../../src/Publisher.ts"
-import * as RetryPolicy from "../../src/RetryPolicy.ts"
-import * as Topic from "../../src/Topic.ts"
-import * as TraceContext from "../../src/TraceContext.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 
 class Greeting extends Schema.Class<Greeting>("Greeting")({ userId: Schema.String, text: Schema.String }) {}
 

@@ -2,9 +2,9 @@
 // composed with FakeKafka at the layer boundary.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
+import { FakeKafka } from "effect-kafka-publisher/testing"
 import { ExtractAndPublishOrders } from "../../examples/use-case/ExtractAndPublishOrders.ts"
 import { sampleEvents, UseCaseLive } from "../../examples/use-case/main.ts"
-import * as FakeKafka from "../../src/testing/FakeKafka.ts"
 import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
 
 const decoder = new TextDecoder()

@@ -7,7 +7,7 @@
  */
 import { Data, Duration, Effect, Schedule } from "effect"
 import kafkajs from "kafkajs"
-import { compressionType } from "../internal/compressionCodecs.ts"
+import { compressionType } from "../kafkajs/compressionCodecs.ts"
 
 export interface ReadRecord {
   readonly topic: string

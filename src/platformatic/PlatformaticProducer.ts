@@ -33,12 +33,12 @@ import {
   type ProduceResult
 } from "@platformatic/kafka"
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import { toPublishError } from "./ErrorClassification.ts"
-import * as SendQueue from "./internal/sendQueue.ts"
-import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
-import * as ProducerConfig from "./ProducerConfig.ts"
-import { type PublishError, Retriable } from "./PublishError.ts"
-import * as RetryPolicy from "./RetryPolicy.ts"
+import { toPublishError } from "../ErrorClassification.ts"
+import * as SendQueue from "../internal/sendQueue.ts"
+import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
+import * as ProducerConfig from "../ProducerConfig.ts"
+import { type PublishError, Retriable } from "../PublishError.ts"
+import * as RetryPolicy from "../RetryPolicy.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
 export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {

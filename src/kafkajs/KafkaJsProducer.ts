@@ -25,14 +25,14 @@
  */
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import kafkajs from "kafkajs"
-import { toPublishError } from "./ErrorClassification.ts"
-import { compressionType } from "./internal/compressionCodecs.ts"
-import * as SendQueue from "./internal/sendQueue.ts"
-import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
-import * as ProducerConfig from "./ProducerConfig.ts"
-import { type PublishError, Retriable } from "./PublishError.ts"
+import { toPublishError } from "../ErrorClassification.ts"
+import * as SendQueue from "../internal/sendQueue.ts"
+import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
+import * as ProducerConfig from "../ProducerConfig.ts"
+import { type PublishError, Retriable } from "../PublishError.ts"
+import { compressionType } from "./compressionCodecs.ts"
 
-export type { Acks, DriverRetry, Sasl, SaslMechanism } from "./ProducerConfig.ts"
+export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and the kafkajs driver's own. */
 export interface KafkaJsConfig extends ProducerConfig.ProducerConfig {
