@@ -44,11 +44,32 @@ export const FatalReason = Schema.Literals([
 ])
 export type FatalReason = typeof FatalReason.Type
 
+/** Where a record was written (`Producer.RecordMetadata`), as a Schema. */
+export const WrittenRecord = Schema.Struct({
+  topic: Schema.String,
+  partition: Schema.Number,
+  offset: Schema.String,
+  timestamp: Schema.Number
+})
+
+/**
+ * What became of one record of a failed send, when the driver knows it record by record (Kafka answers per
+ * partition): written (where), `"notWritten"` (certainly not written: the error applies to it), or
+ * `"unknown"` (it may have been written).
+ */
+export const RecordOutcome = Schema.Union([WrittenRecord, Schema.Literals(["notWritten", "unknown"])])
+export type RecordOutcome = typeof RecordOutcome.Type
+
 const commonFields = {
   message: Schema.String,
   topic: Schema.optional(Schema.String),
   partition: Schema.optional(Schema.Number),
-  cause: Schema.optional(Schema.Defect())
+  cause: Schema.optional(Schema.Defect()),
+  /**
+   * Set by a driver when a send of records in more than one partition failed: one outcome per record, in
+   * input order. Without it the error applies to every record of the send alike.
+   */
+  outcomes: Schema.optional(Schema.Array(RecordOutcome))
 }
 
 /** A failure that may succeed when tried again. */
