@@ -4,7 +4,17 @@
  * environment. A driver adds its own settings on top (`KafkaJsProducer.KafkaJsConfig`,
  * `PlatformaticProducer.PlatformaticConfig`).
  */
-import { Config, Duration, Effect, Layer, Option, type Redacted, Schema, type Scope } from "effect"
+import {
+  Config,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  type Redacted,
+  Schema,
+  SchemaTransformation,
+  type Scope
+} from "effect"
 import { Producer } from "./Producer.ts"
 import type { PublishError } from "./PublishError.ts"
 
@@ -74,12 +84,45 @@ export const driverRetry = (config: ProducerConfig) => ({
   maxRetryTime: millis(config.retry?.maxRetryTime ?? defaults.retry.maxRetryTime)
 })
 
-/** "host:port,host:port": checked here so a typo fails at startup, naming the variable. */
-const brokerList = Schema.String.check(
-  Schema.isPattern(/^\s*[^,\s:]+:\d{1,5}\s*(,\s*[^,\s:]+:\d{1,5}\s*)*$/, {
-    message: "expected a comma-separated list of host:port"
-  })
-)
+const isBroker = (entry: string): boolean => {
+  const match = /^([^\s:,]+):(\d{1,5})$/.exec(entry)
+  return match !== null && Number(match[2]) >= 1 && Number(match[2]) <= 65535
+}
+
+/** The entries of a list, empty ones dropped: a trailing comma is harmless. */
+const brokerEntries = (list: string | undefined): ReadonlyArray<string> =>
+  (list ?? "")
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+
+/** What is wrong with a broker list, naming the bad entry, or true. Unset counts as empty. */
+const brokerListProblem = (list: string | undefined): string | true => {
+  const entries = brokerEntries(list)
+  if (entries.length === 0) return "empty or not set; set it to host:port[,host:port...], e.g. localhost:9092"
+  const bad = entries.find((entry) => !isBroker(entry))
+  return bad === undefined ? true : `'${bad}' is not host:port`
+}
+
+/**
+ * A broker list, "host:port,host:port", decoded to its entries. Checked here so a typo fails at startup with
+ * one line naming the bad entry (`'not-a-host' is not host:port`), not later as a connection error. It also
+ * accepts `undefined` (an unset variable) to say that the list is empty.
+ */
+export const BrokerList = Schema.UndefinedOr(Schema.String)
+  .check(Schema.makeFilter(brokerListProblem))
+  .pipe(
+    Schema.decodeTo(
+      Schema.Array(Schema.String),
+      SchemaTransformation.transform<ReadonlyArray<string>, string | undefined>({
+        decode: brokerEntries,
+        encode: (entries) => entries.join(",")
+      })
+    )
+  )
+
+/** Parses a broker list ("host:port,host:port") as `KAFKA_BROKERS` is parsed: a command line's `--brokers`. */
+export const parseBrokers = Schema.decodeUnknownEffect(BrokerList)
 
 /** Everything but the brokers, for callers that name the brokers themselves. */
 export const optionsConfig = Config.all({
@@ -110,9 +153,7 @@ export const optionsConfig = Config.all({
  * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
  */
 export const config: Config.Config<ProducerConfig> = Config.all({
-  brokers: Config.schema(brokerList, "KAFKA_BROKERS").pipe(
-    Config.map((list) => list.split(",").map((broker) => broker.trim()))
-  ),
+  brokers: Config.schema(BrokerList, "KAFKA_BROKERS"),
   options: optionsConfig
 }).pipe(Config.map(({ brokers, options }) => ({ ...options, brokers })))
 
