@@ -18,7 +18,7 @@
  * 8. A `Receipt` (`Delivered` / `DeadLettered`) or a typed error comes back, within the delivery timeout;
  *    `PublisherMetrics`, `TraceContext` and `Logging` record what happened; `Health` watches the outcomes.
  *
- * @module
+ * @module effect-kafka-publisher
  */
 export * as Batcher from "./Batcher.ts"
 export * as CircuitBreaker from "./CircuitBreaker.ts"

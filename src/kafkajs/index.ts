@@ -9,6 +9,6 @@
  * const live = Publisher.layer().pipe(Layer.provide(KafkaJsProducer.layerConfig()))
  * ```
  *
- * @module
+ * @module effect-kafka-publisher/kafkajs
  */
 export * as KafkaJsProducer from "./KafkaJsProducer.ts"

@@ -9,6 +9,6 @@
  * const live = Publisher.layer().pipe(Layer.provide(PlatformaticProducer.layerConfig()))
  * ```
  *
- * @module
+ * @module effect-kafka-publisher/platformatic
  */
 export * as PlatformaticProducer from "./PlatformaticProducer.ts"
