@@ -1,0 +1,78 @@
+// Which Kafka client each entry point loads: a fresh Node process imports one entry point (by the package's
+// own name, as a user does) under a module load hook that records every module it resolves. The core and
+// `/testing` must load no Kafka client; each driver loads its own client and not the other one.
+import { execFile } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import path from "node:path"
+import { promisify } from "node:util"
+import { afterAll, assert, describe, it } from "@effect/vitest"
+
+const run = promisify(execFile)
+const dir = mkdtempSync(path.join(tmpdir(), "entrypoints-"))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const clients = {
+  kafkajs: "/node_modules/kafkajs/",
+  "kafkajs-snappy": "/node_modules/kafkajs-snappy/",
+  "@platformatic/kafka": "/node_modules/@platformatic/kafka/"
+} as const
+type Client = keyof typeof clients
+
+let runs = 0
+/** The Kafka clients a fresh process loads when it imports `entry` (and what it loaded, for messages). */
+const clientsLoadedBy = async (entry: string) => {
+  const file = path.join(dir, `loads-${++runs}.jsonl`)
+  await run(
+    process.execPath,
+    [
+      "--conditions=effect-kafka-publisher-source",
+      "--import",
+      path.resolve("test/support/recordModuleLoads.ts"),
+      "--input-type=module",
+      "--eval",
+      `await import(${JSON.stringify(entry)})`
+    ],
+    { env: { ...process.env, RECORD_MODULE_LOADS: file } }
+  )
+  const loads = readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as { readonly url: string; readonly parent?: string })
+  const urls = loads.map((load) => load.url)
+  const firstLoad = (client: Client) => loads.find((load) => load.url.includes(clients[client]))
+  const loaded = (Object.keys(clients) as Array<Client>).filter((client) => firstLoad(client) !== undefined)
+  // who pulled each client in: the first importer outside that client's own files
+  const importers = loaded.map((client) => {
+    const first = loads.find((load) => load.url.includes(clients[client]) && !load.parent?.includes(clients[client]))
+    return `${client} imported by ${first?.parent?.replace(`file://${process.cwd()}/`, "") ?? "?"}`
+  })
+  return { loaded, urls, why: importers.join("; ") }
+}
+
+describe("entry points and the Kafka clients they load", { timeout: 30_000 }, () => {
+  it("effect-kafka-publisher (the core) loads no Kafka client", async () => {
+    const { loaded, urls, why } = await clientsLoadedBy("effect-kafka-publisher")
+    assert.isTrue(
+      urls.some((url) => url.endsWith("/src/Publisher.ts")),
+      "the hook saw the core load"
+    )
+    assert.deepStrictEqual(loaded, [], why)
+  })
+
+  it("effect-kafka-publisher/testing (FakeKafka, the readers) loads no Kafka client", async () => {
+    const { loaded, why } = await clientsLoadedBy("effect-kafka-publisher/testing")
+    assert.deepStrictEqual(loaded, [], why)
+  })
+
+  it("effect-kafka-publisher/kafkajs loads kafkajs and not @platformatic/kafka", async () => {
+    const { loaded, why } = await clientsLoadedBy("effect-kafka-publisher/kafkajs")
+    assert.include(loaded, "kafkajs")
+    assert.notInclude(loaded, "@platformatic/kafka", why)
+  })
+
+  it("effect-kafka-publisher/platformatic loads @platformatic/kafka and neither kafkajs nor kafkajs-snappy", async () => {
+    const { loaded, why } = await clientsLoadedBy("effect-kafka-publisher/platformatic")
+    assert.deepStrictEqual(loaded, ["@platformatic/kafka"], why)
+  })
+})
