@@ -7,8 +7,8 @@
  * - `Closed`: calls go through. `failureThreshold` consecutive failures (default 5) open the breaker; a
  *   success resets the count.
  * - `Open`: calls fail at once with `CircuitOpen` and never reach the protected effect. After
- *   `resetTimeout` (default 30 s, measured with Effect's `Clock`, so `TestClock` drives it) the breaker is
- *   half-open.
+ *   `resetTimeout` (default 30 s, measured on the `Clock`'s monotonic time, so a stepped wall clock
+ *   changes nothing and `TestClock` drives it) the breaker is half-open.
  * - `HalfOpen`: the first call goes through as a trial; every other call fails fast while the trial runs.
  *   The trial's success closes the breaker; its failure opens it again for a new `resetTimeout`.
  *
@@ -37,6 +37,7 @@
  * short and do not call the breaker (`protect`, `state`) from it.
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, SynchronizedRef } from "effect"
+import { monotonicMillis } from "./internal/deadlines.ts"
 import { isRetriable } from "./PublishError.ts"
 
 export type State = "Closed" | "Open" | "HalfOpen"
@@ -47,7 +48,12 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
   /** When the breaker last opened (epoch ms, from the `Clock`). */
   openedAt: Schema.Number,
   /** How long until the breaker lets a trial call through; 0 while a trial is running (it may close any time). */
-  retryAfterMs: Schema.Number
+  retryAfterMs: Schema.Number,
+  /**
+   * An earlier attempt of the same publish failed ambiguously, so the record may be in the topic although
+   * this call was rejected: set by the `Publisher` (the breaker itself always says `false`).
+   */
+  possiblyDelivered: Schema.Boolean
 }) {}
 
 export interface StateChange {
@@ -90,10 +96,22 @@ export const stateGauge = Metric.gauge("kafka.publisher.circuit_breaker.state", 
 /** The value `stateGauge` reports for each state. */
 export const gaugeValue: Readonly<Record<State, number>> = { Closed: 0, HalfOpen: 1, Open: 2 }
 
+/** A moment: wall time (epoch ms) to report, monotonic time (ms) to measure durations with. */
+interface Now {
+  readonly wall: number
+  readonly monotonic: number
+}
+
+/** `openedAt` is reported (epoch ms); `openedAtMonotonic` measures the reset timeout. */
 type Internal =
   | { readonly _tag: "Closed"; readonly failures: number }
-  | { readonly _tag: "Open"; readonly openedAt: number }
-  | { readonly _tag: "HalfOpen"; readonly openedAt: number; readonly trialRunning: boolean }
+  | { readonly _tag: "Open"; readonly openedAt: number; readonly openedAtMonotonic: number }
+  | {
+      readonly _tag: "HalfOpen"
+      readonly openedAt: number
+      readonly openedAtMonotonic: number
+      readonly trialRunning: boolean
+    }
 
 type Admission =
   | { readonly _tag: "Pass"; readonly trial: boolean }
@@ -127,33 +145,37 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
     // Every read-modify-write goes through here, one at a time: the decision (let a call through, start the
     // one trial) and the notifications of a transition happen together. Uninterruptible so that a caller's
     // interruption cannot leave the state changed and the gauge not (or the reverse).
-    const transition = <B>(f: (state: Internal, now: number) => readonly [B, Internal]): Effect.Effect<B> =>
+    const transition = <B>(f: (state: Internal, now: Now) => readonly [B, Internal]): Effect.Effect<B> =>
       SynchronizedRef.modifyEffect(ref, (current) =>
         Effect.gen(function* () {
-          const now = yield* Clock.currentTimeMillis
+          const clock = yield* Clock.Clock
+          const now: Now = { wall: clock.currentTimeMillisUnsafe(), monotonic: monotonicMillis(clock) }
           const [result, next] = f(current, now)
-          if (next._tag !== current._tag) yield* announce({ from: current._tag, to: next._tag, at: now })
+          if (next._tag !== current._tag) yield* announce({ from: current._tag, to: next._tag, at: now.wall })
           return [result, next] as const
         })
       ).pipe(Effect.uninterruptible)
 
     // No timer fiber: an `Open` breaker whose timeout has passed is half-open from then on.
-    const settle = (state: Internal, now: number): Internal =>
-      state._tag === "Open" && now - state.openedAt >= resetMs
-        ? { _tag: "HalfOpen", openedAt: state.openedAt, trialRunning: false }
+    const settle = (state: Internal, now: Now): Internal =>
+      state._tag === "Open" && now.monotonic - state.openedAtMonotonic >= resetMs
+        ? { ...state, _tag: "HalfOpen", trialRunning: false }
         : state
 
-    const admit = (current: Internal, now: number): readonly [Admission, Internal] => {
+    const opened = (now: Now): Internal => ({ _tag: "Open", openedAt: now.wall, openedAtMonotonic: now.monotonic })
+
+    const admit = (current: Internal, now: Now): readonly [Admission, Internal] => {
       const state = settle(current, now)
       switch (state._tag) {
         case "Closed":
           return [{ _tag: "Pass", trial: false }, state]
         case "Open": {
-          const retryAfterMs = state.openedAt + resetMs - now
+          const retryAfterMs = Math.ceil(state.openedAtMonotonic + resetMs - now.monotonic)
           const error = new CircuitOpen({
             message: `circuit breaker open: calls fail fast; next trial call in ${retryAfterMs} ms`,
             openedAt: state.openedAt,
-            retryAfterMs
+            retryAfterMs,
+            possiblyDelivered: false
           })
           return [{ _tag: "Reject", error }, state]
         }
@@ -163,7 +185,8 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
           const error = new CircuitOpen({
             message: "circuit breaker half-open: a trial call is running, other calls fail fast",
             openedAt: state.openedAt,
-            retryAfterMs: 0
+            retryAfterMs: 0,
+            possiblyDelivered: false
           })
           return [{ _tag: "Reject", error }, state]
         }
@@ -178,12 +201,12 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       return isFailure(fail.error) ? "failure" : "success" // an error the broker answered with proves it is up
     }
 
-    const complete = (state: Internal, trial: boolean, outcome: Outcome, now: number): Internal => {
+    const complete = (state: Internal, trial: boolean, outcome: Outcome, now: Now): Internal => {
       if (trial) {
         // Only the trial moves a half-open breaker, and there is one trial at a time.
         if (state._tag !== "HalfOpen") return state
         if (outcome === "success") return { _tag: "Closed", failures: 0 }
-        if (outcome === "failure") return { _tag: "Open", openedAt: now }
+        if (outcome === "failure") return opened(now)
         return { ...state, trialRunning: false } // interrupted: the next caller tries
       }
       // A call let through before the breaker opened: too late to matter.
@@ -191,7 +214,7 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       if (outcome === "success") return state.failures === 0 ? state : { _tag: "Closed", failures: 0 }
       if (outcome === "failure") {
         const failures = state.failures + 1
-        return failures >= threshold ? { _tag: "Open", openedAt: now } : { _tag: "Closed", failures }
+        return failures >= threshold ? opened(now) : { _tag: "Closed", failures }
       }
       return state
     }

@@ -18,8 +18,8 @@
  * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
  */
 import { Clock, Duration, Effect, Predicate } from "effect"
-import type { Producer, ProducerRecord } from "./Producer.ts"
-import { DeadLetterFailed, type Fatal, Retriable } from "./PublishError.ts"
+import type { HeaderValue, Producer, ProducerRecord } from "./Producer.ts"
+import { DeadLetterFailed, type Fatal, mayHaveWritten, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
 
 export interface Options {
@@ -46,6 +46,23 @@ export const headerNames = {
 /** Kafka limits nothing here, but a multi-megabyte stack of messages helps no one reading a DLT. */
 const maxMessageLength = 4096
 
+/** At most `maxMessageLength` UTF-16 units, never ending in half a surrogate pair. */
+const truncate = (message: string): string => {
+  if (message.length <= maxMessageLength) return message
+  const cut = message.slice(0, maxMessageLength)
+  const last = cut.charCodeAt(cut.length - 1)
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut
+}
+
+const whyHeaders: ReadonlySet<string> = new Set(Object.values(headerNames))
+
+/** The record's own headers without the why-headers of an earlier dead-lettering (they would be stale). */
+const ownHeaders = (headers: ProducerRecord["headers"]): Record<string, HeaderValue> => {
+  const own: Record<string, HeaderValue> = {}
+  for (const name in headers) if (!whyHeaders.has(name)) own[name] = headers[name]!
+  return own
+}
+
 export const errorType = (error: Retriable | Fatal): string => `${error._tag}.${error.reason}`
 
 /** The dead-letter record for a failed one: the original bytes, the original headers, and why it failed. */
@@ -66,16 +83,14 @@ export const toRecord = (
     key: original.key,
     value: original.value,
     headers: {
-      ...original.headers,
+      ...ownHeaders(original.headers),
       [headerNames.errorType]: errorType(error),
-      [headerNames.errorMessage]: error.message.slice(0, maxMessageLength),
+      [headerNames.errorMessage]: truncate(error.message),
       [headerNames.originalTopic]: original.topic,
       ...(partition === undefined ? {} : { [headerNames.originalPartition]: String(partition) }),
       [headerNames.attempts]: String(info.attempts),
       [headerNames.failedAt]: new Date(info.failedAt).toISOString(),
-      ...(info.possiblyDelivered || (error._tag === "Retriable" && error.ambiguous)
-        ? { [headerNames.ambiguous]: "true" }
-        : {})
+      ...(info.possiblyDelivered || mayHaveWritten(error) ? { [headerNames.ambiguous]: "true" } : {})
     }
   }
 }
@@ -91,7 +106,7 @@ export const send = (
   Effect.gen(function* () {
     const deadLetterTopic = (options.topicName ?? defaultTopicName)(original.topic)
     const failedAt = yield* Clock.currentTimeMillis
-    const possiblyDelivered = attempt.possiblyDelivered === true || (error._tag === "Retriable" && error.ambiguous)
+    const possiblyDelivered = attempt.possiblyDelivered === true || mayHaveWritten(error)
     const record = toRecord(original, error, {
       deadLetterTopic,
       attempts: attempt.attempts,

@@ -3,9 +3,10 @@
  * `/health` (readiness) endpoint answers.
  *
  * `record(outcome)` is called once per publish and is cheap: it bumps a counter in the current time bucket.
- * The window (default the last 60 s) is a ring of 60 buckets keyed by `Clock` time (so `TestClock` drives
- * it): memory stays fixed however many publishes there are, and an outcome ages out between
- * `window - window / 60` and `window` after it was recorded (the bucket granularity).
+ * The window (default the last 60 s) is a ring of 60 buckets keyed by the `Clock`'s monotonic time (a wall
+ * clock stepped back or forward hides or ages out nothing; `TestClock` drives it): memory stays fixed however
+ * many publishes there are, and an outcome ages out between `window - window / 60` and `window` after it was
+ * recorded (the bucket granularity).
  *
  * `check` answers a `HealthReport`; its status is the worst of these rules (defaults):
  *
@@ -26,6 +27,7 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { type State as BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
+import { monotonicMillis } from "./internal/deadlines.ts"
 
 export type Outcome = "success" | "failure" | "deadLettered"
 
@@ -103,7 +105,7 @@ export const make = (options: Options = {}): Effect.Effect<Health> =>
     const record = (outcome: Outcome): Effect.Effect<void> =>
       Effect.clockWith((clock) =>
         Effect.sync(() => {
-          const id = bucketId(clock.currentTimeMillisUnsafe())
+          const id = bucketId(monotonicMillis(clock))
           const slot = ((id % bucketCount) + bucketCount) % bucketCount
           if (ids[slot] !== id) {
             ids[slot] = id
@@ -132,7 +134,7 @@ export const make = (options: Options = {}): Effect.Effect<Health> =>
     }
 
     const check = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
+      const now = monotonicMillis(yield* Clock.Clock)
       const window = windowCounts(now)
       const errorRate = window.total === 0 ? 0 : window.failures / window.total
       const breaker = breakerState === undefined ? undefined : yield* breakerState

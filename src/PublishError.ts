@@ -69,7 +69,13 @@ const commonFields = {
    * Set by a driver when a send of records in more than one partition failed: one outcome per record, in
    * input order. Without it the error applies to every record of the send alike.
    */
-  outcomes: Schema.optional(Schema.Array(RecordOutcome))
+  outcomes: Schema.optional(Schema.Array(RecordOutcome)),
+  /**
+   * The record may have been written by an earlier attempt (or, from the `Batcher`, by this request) although
+   * this failure says nothing of it: set by the `Publisher` on the failure it returns after an ambiguous
+   * attempt, whatever stopped the retries. Unset: no such attempt.
+   */
+  possiblyDelivered: Schema.optional(Schema.Boolean)
 }
 
 /** A failure that may succeed when tried again. */
@@ -107,6 +113,19 @@ export class DeadLetterFailed extends Schema.TaggedError<DeadLetterFailed>()("De
   /** An attempt failed ambiguously: the original topic may hold the record. */
   possiblyDelivered: Schema.Boolean
 }) {}
+
+/** True when the record may have been written: an ambiguous `Retriable`, or a failure marked `possiblyDelivered`. */
+export const mayHaveWritten = (error: PublishError): boolean =>
+  error.possiblyDelivered === true || (error._tag === "Retriable" && error.ambiguous)
+
+/** The same failure, marked `possiblyDelivered: true` (a new instance; the original is left as it is). */
+export const markPossiblyDelivered = <E extends PublishError>(error: E): E => {
+  if (error.possiblyDelivered === true) return error
+  // the fields are own enumerable properties, but for `message` (an Error's own, non-enumerable)
+  const { _tag, ...fields } = error as PublishError
+  const marked = { ...fields, message: error.message, possiblyDelivered: true }
+  return (_tag === "Retriable" ? new Retriable(marked as never) : new Fatal(marked as never)) as E
+}
 
 export const isRetriable = (error: unknown): error is Retriable =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Retriable"

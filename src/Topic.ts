@@ -106,6 +106,12 @@ const toRecord = <A, I>(topic: Topic<A, I>, event: A, encoded: I): Effect.Effect
   } catch (cause) {
     return Effect.fail(invalid(topic.name, "InvalidRecord", `key or headers function threw: ${String(cause)}`, cause))
   }
+  // TypeScript types the key function, but a cast or plain JavaScript can hand anything to the driver
+  if (key !== null && key !== undefined && typeof key !== "string" && !(key instanceof Uint8Array)) {
+    return Effect.fail(
+      invalid(topic.name, "InvalidRecord", `key must be a string, bytes, null or undefined, got ${typeof key}`)
+    )
+  }
   const bad = checkHeaders(topic.name, headers)
   if (bad) return Effect.fail(bad)
   let value: Uint8Array

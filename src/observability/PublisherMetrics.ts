@@ -14,13 +14,36 @@
  * | `kafka.publisher.failed` | counter | system, destination, `error.type` (publishes that ended in an error) |
  * | `kafka.publisher.in_flight` | gauge | system |
  * | `kafka.publisher.circuit_breaker.state` | gauge: 0 closed, 1 half-open, 2 open (in `CircuitBreaker`) | |
+ *
+ * ## Series of dynamic topics (the attribute policy)
+ *
+ * Each topic is a `messaging.destination.name`, so each topic costs series (two, plus one per error type
+ * seen). A publisher gives its first `maxTopics` topics (default 100) series of their own; every later
+ * topic is counted in one overflow series per metric, without `messaging.destination.name` and with
+ * `otel.metric.overflow: "true"` (OpenTelemetry's cardinality-limit convention), so an application that
+ * publishes to topic names made from data cannot grow the registry without bound. The series a publisher
+ * created are removed from the metric registry when its scope closes, unless another open publisher still
+ * updates them (so a process that creates publishers per tenant or per job releases their series).
  */
-import { Effect, Metric } from "effect"
+import { Context, Effect, Metric, type Scope } from "effect"
 
+/** The attribute every series of the publisher carries: `messaging.system: "kafka"`. */
 export const system = { "messaging.system": "kafka" } as const
 
+/** The attribute that marks the overflow series of topics beyond `maxTopics`. */
+export const overflowAttribute = "otel.metric.overflow"
+
+/** How a publisher's series are kept. */
+export interface Options {
+  /** Topics with series of their own; later topics share the overflow series. Default 100. */
+  readonly maxTopics?: number | undefined
+}
+
+/** The defaults of `Options`. */
+export const defaults = { maxTopics: 100 } as const
+
 // Each metric is defined once, as a function of its attributes: the bare metric below (what readers pass to
-// `Metric.withAttributes`), and the series the publisher updates, built with their attributes (see `forTopic`).
+// `Metric.withAttributes`), and the series the publisher updates, built with their attributes.
 
 const counterWith =
   (id: string, description: string) =>
@@ -45,20 +68,36 @@ const operationDurationWith = (attributes?: Metric.Metric.Attributes) =>
 const inFlightWith = (attributes?: Metric.Metric.Attributes) =>
   Metric.gauge("kafka.publisher.in_flight", { description: "Publishes accepted and not finished", attributes })
 
+/** `messaging.client.sent.messages`: records delivered to their topic (counter). */
 export const sentMessages = sentMessagesWith()
+/** `messaging.client.operation.duration`: one publish, retries and dead-lettering included (histogram, s). */
 export const operationDuration = operationDurationWith()
+/** `kafka.publisher.retries`: resends by the retry policy, by `error.type` (counter). */
 export const retries = retriesWith()
+/** `kafka.publisher.dead_lettered`: records written to a dead-letter topic, by `error.type` (counter). */
 export const deadLettered = deadLetteredWith()
+/** `kafka.publisher.failed`: publishes that ended in an error returned to the caller (counter). */
 export const failed = failedWith()
+/** `kafka.publisher.in_flight`: publishes accepted and not finished, of the last publisher to update it (gauge). */
 export const inFlight = inFlightWith()
 
-const destination = (topic: string) => ({
-  ...system,
-  "messaging.destination.name": topic,
-  "messaging.operation.name": "send"
-})
+const inFlightSeries = inFlightWith(system)
 
-/** The series of one topic; the ones with an `error.type` are built on first use. */
+/** What a publisher records: one call per outcome, cheap (the series are built once per topic). */
+export interface Recorder {
+  /** A delivered publish and its duration. */
+  readonly delivered: (topic: string, seconds: number) => Effect.Effect<void>
+  /** A resend by the retry policy after a failure of `errorType` (e.g. `Retriable.BrokerUnavailable`). */
+  readonly retry: (topic: string, errorType: string) => Effect.Effect<void>
+  /** A dead-lettered publish, why, and its duration. */
+  readonly deadLettered: (topic: string, errorType: string, seconds: number) => Effect.Effect<void>
+  /** A publish that ended in an error, which, and its duration. */
+  readonly failed: (topic: string, errorType: string, seconds: number) => Effect.Effect<void>
+  /** The publisher's publishes in flight. */
+  readonly setInFlight: (n: number) => Effect.Effect<void>
+}
+
+/** The series of one topic (or of the overflow); the ones with an `error.type` are built on first use. */
 interface TopicSeries {
   readonly sent: Metric.Counter<number>
   readonly duration: Metric.Histogram<number>
@@ -67,40 +106,106 @@ interface TopicSeries {
   readonly failed: (errorType: string) => Metric.Counter<number>
 }
 
-const byErrorType = (make: (attributes: Metric.Metric.Attributes) => Metric.Counter<number>, topic: string) => {
-  const series = new Map<string, Metric.Counter<number>>()
-  return (errorType: string): Metric.Counter<number> => {
-    let counter = series.get(errorType)
-    if (counter === undefined) {
-      counter = make({ ...destination(topic), "error.type": errorType })
-      series.set(errorType, counter)
-    }
-    return counter
-  }
+/** A series this publisher created, with the name it is counted under across publishers. */
+interface Owned {
+  readonly id: string
+  readonly metric: Metric.Metric<never, unknown>
 }
 
-// Built once per topic and kept: `Metric.withAttributes` on every update merged the attributes and
-// serialized the series key (a sorted JSON string) each time. A metric built with its attributes keeps its
-// key; it addresses the same series as `Metric.withAttributes(metric, attributes)` does. One entry per topic
-// and error type, as the metric registry itself holds.
-const topics = new Map<string, TopicSeries>()
+// Per registry: how many open publishers hold each series (by `Owned.id`). A series is removed from the
+// registry when the last of them closes.
+const holders = new WeakMap<Metric.MetricRegistry, Map<string, number>>()
 
-export const forTopic = (topic: string): TopicSeries => {
-  let series = topics.get(topic)
-  if (series === undefined) {
-    series = {
-      sent: sentMessagesWith(destination(topic)),
-      duration: operationDurationWith(destination(topic)),
-      retries: byErrorType(retriesWith, topic),
-      deadLettered: byErrorType(deadLetteredWith, topic),
-      failed: byErrorType(failedWith, topic)
+/** The metrics of one publisher; closing the scope releases the series it created (see the policy above). */
+export const make = (options: Options = {}): Effect.Effect<Recorder, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const maxTopics = options.maxTopics ?? defaults.maxTopics
+    const context = yield* Effect.context<never>()
+    const registry = Context.get(context, Metric.MetricRegistry)
+    let counts = holders.get(registry)
+    if (counts === undefined) {
+      counts = new Map()
+      holders.set(registry, counts)
     }
-    topics.set(topic, series)
-  }
-  return series
-}
+    const held = counts
+    const owned: Array<Owned> = []
+    const own = <M extends Metric.Metric<never, unknown>>(id: string, metric: M): M => {
+      held.set(id, (held.get(id) ?? 0) + 1)
+      owned.push({ id, metric })
+      return metric
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const { id, metric } of owned) {
+          const left = (held.get(id) ?? 1) - 1
+          if (left > 0) {
+            held.set(id, left)
+            continue
+          }
+          held.delete(id)
+          Metric.removeUnsafe(metric, context)
+        }
+      })
+    )
 
-const inFlightSeries = inFlightWith(system)
+    const seriesOf = (name: string, attributes: Metric.Metric.Attributes): TopicSeries => {
+      const byErrorType = (kind: string, build: (attributes: Metric.Metric.Attributes) => Metric.Counter<number>) => {
+        const series = new Map<string, Metric.Counter<number>>()
+        return (errorType: string): Metric.Counter<number> => {
+          let counter = series.get(errorType)
+          if (counter === undefined) {
+            counter = own(`${kind}\u0000${name}\u0000${errorType}`, build({ ...attributes, "error.type": errorType }))
+            series.set(errorType, counter)
+          }
+          return counter
+        }
+      }
+      return {
+        sent: own(`sent\u0000${name}`, sentMessagesWith(attributes)),
+        duration: own(`duration\u0000${name}`, operationDurationWith(attributes)),
+        retries: byErrorType("retries", retriesWith),
+        deadLettered: byErrorType("deadLettered", deadLetteredWith),
+        failed: byErrorType("failed", failedWith)
+      }
+    }
+
+    // Built once per topic and kept: `Metric.withAttributes` on every update merged the attributes and
+    // serialized the series key (a sorted JSON string) each time. A metric built with its attributes keeps
+    // its key; it addresses the same series as `Metric.withAttributes(metric, attributes)` does.
+    const topics = new Map<string, TopicSeries>()
+    let overflow: TopicSeries | undefined
+    const forTopic = (topic: string): TopicSeries => {
+      const series = topics.get(topic)
+      if (series !== undefined) return series
+      if (topics.size >= maxTopics) {
+        // "\u0000" is in no topic name: the overflow's ids cannot meet a topic's
+        overflow ??= seriesOf("\u0000overflow", { ...operation, [overflowAttribute]: "true" })
+        return overflow
+      }
+      const created = seriesOf(topic, { ...operation, "messaging.destination.name": topic })
+      topics.set(topic, created)
+      return created
+    }
+
+    return {
+      delivered: (topic, seconds) => {
+        const series = forTopic(topic)
+        return update2(series.sent, 1, series.duration, seconds)
+      },
+      retry: (topic, errorType) => Metric.update(forTopic(topic).retries(errorType), 1),
+      deadLettered: (topic, errorType, seconds) => {
+        const series = forTopic(topic)
+        return update2(series.deadLettered(errorType), 1, series.duration, seconds)
+      },
+      failed: (topic, errorType, seconds) => {
+        const series = forTopic(topic)
+        return update2(series.failed(errorType), 1, series.duration, seconds)
+      },
+      setInFlight: (n) => Metric.update(inFlightSeries, n)
+    }
+  })
+
+const operation = { ...system, "messaging.operation.name": "send" } as const
 
 /** Both updates of one outcome in one effect. */
 const update2 = <A, B>(a: Metric.Metric<A, unknown>, x: A, b: Metric.Metric<B, unknown>, y: B): Effect.Effect<void> =>
@@ -109,22 +214,3 @@ const update2 = <A, B>(a: Metric.Metric<A, unknown>, x: A, b: Metric.Metric<B, u
     b.updateUnsafe(y, context)
     return Effect.void
   })
-
-export const recordDelivered = (topic: string, seconds: number) => {
-  const series = forTopic(topic)
-  return update2(series.sent, 1, series.duration, seconds)
-}
-
-export const recordRetry = (topic: string, errorType: string) => Metric.update(forTopic(topic).retries(errorType), 1)
-
-export const recordDeadLettered = (topic: string, errorType: string, seconds: number) => {
-  const series = forTopic(topic)
-  return update2(series.deadLettered(errorType), 1, series.duration, seconds)
-}
-
-export const recordFailed = (topic: string, errorType: string, seconds: number) => {
-  const series = forTopic(topic)
-  return update2(series.failed(errorType), 1, series.duration, seconds)
-}
-
-export const setInFlight = (n: number) => Metric.update(inFlightSeries, n)

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Metric, Ref } from "effect"
+import { Cause, Clock, Effect, Exit, Fiber, Metric, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { CircuitBreaker } from "effect-kafka-publisher"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
+import { makeSteppingClock } from "../support/steppingClock.ts"
 
 const down = new Retriable({ reason: "BrokerUnavailable", ambiguous: false, message: "down" })
 const tooLarge = new Fatal({ reason: "RecordTooLarge", message: "too large" })
@@ -291,5 +292,26 @@ describe("CircuitBreaker", () => {
       assert.strictEqual(yield* breaker.protect(Effect.succeed(1)), 1)
       assert.strictEqual(yield* breaker.state, "Closed")
     }).pipe(Effect.provide(CircuitBreaker.layer({ failureThreshold: 1 })))
+  )
+})
+
+describe("CircuitBreaker on a monotonic clock", () => {
+  it.effect(
+    "issue 18.4: the reset timeout is measured on monotonic time: a wall clock stepped back 2 s does not prolong it",
+    () =>
+      Effect.gen(function* () {
+        const stepping = yield* makeSteppingClock
+        yield* Effect.gen(function* () {
+          yield* stepping.adjust(100_000)
+          const breaker = yield* CircuitBreaker.make({ failureThreshold: 1, resetTimeout: "10 seconds" })
+          yield* Effect.exit(breaker.protect(Effect.fail(down)))
+          assert.strictEqual(yield* breaker.state, "Open")
+          yield* stepping.stepBack(2_000)
+          yield* stepping.adjust(9_999)
+          assert.strictEqual(yield* breaker.state, "Open")
+          yield* stepping.adjust(1)
+          assert.strictEqual(yield* breaker.state, "HalfOpen")
+        }).pipe(Effect.provideService(Clock.Clock, stepping.clock))
+      })
   )
 })

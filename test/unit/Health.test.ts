@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { CircuitBreaker, Health } from "effect-kafka-publisher"
 import { Retriable } from "../../src/PublishError.ts"
+import { makeSteppingClock } from "../support/steppingClock.ts"
 
 const recordMany = (health: Health.Health, outcome: Health.Outcome, n: number) =>
   Effect.forEach(Array.from({ length: n }), () => health.record(outcome), { discard: true })
@@ -186,5 +187,24 @@ describe("Health", () => {
       const report = yield* (yield* Health.Health).check
       assert.isFalse("breaker" in report)
     }).pipe(Effect.provide(Health.layer()))
+  )
+})
+
+describe("Health on a monotonic clock", () => {
+  it.effect("issue 18.4: the window is kept on monotonic time: a wall clock stepped back 2 s hides no outcome", () =>
+    Effect.gen(function* () {
+      const stepping = yield* makeSteppingClock
+      yield* Effect.gen(function* () {
+        yield* stepping.adjust(100_000)
+        const health = yield* Health.make()
+        yield* recordMany(health, "failure", 10)
+        yield* stepping.stepBack(2_000)
+        const report = yield* health.check
+        assert.deepStrictEqual(report.window, { total: 10, failures: 10, deadLettered: 0 })
+        assert.strictEqual(report.status, "unhealthy")
+        yield* stepping.adjust(60_000) // aged out a window later, as without the step
+        assert.deepStrictEqual((yield* health.check).window, { total: 0, failures: 0, deadLettered: 0 })
+      }).pipe(Effect.provideService(Clock.Clock, stepping.clock))
+    })
   )
 })

@@ -426,3 +426,51 @@ describe("Publisher with a circuit breaker, health and metrics", () => {
     }).pipe(Effect.provide(testLayer()), noJitter, Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 })
+
+describe("issue 18: failures after an ambiguous attempt", () => {
+  it.effect("issue 18.1: a breaker rejection after an ambiguous attempt says the record may have been written", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const fake = yield* FakeKafka.FakeKafka
+      yield* fake.loseNextAnswers(1) // written, answer lost: the breaker opens (threshold 1)
+      const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+      yield* TestClock.adjust(100) // the retry meets the open breaker
+      const error = failureOf(yield* Fiber.await(fiber))
+      assert.strictEqual(error._tag, "CircuitOpen")
+      if (error._tag === "CircuitOpen") assert.isTrue(error.possiblyDelivered)
+      assert.strictEqual((yield* fake.records("orders")).length, 1)
+      // a rejection before any attempt reached the broker: certainly not written
+      const refused = failureOf(yield* Effect.exit(publisher.publish(orders, order(2))))
+      assert.strictEqual(refused._tag, "CircuitOpen")
+      if (refused._tag === "CircuitOpen") assert.isFalse(refused.possiblyDelivered)
+    }).pipe(
+      Effect.provide(
+        Publisher.layer().pipe(
+          Layer.provideMerge(CircuitBreaker.layer({ failureThreshold: 1 })),
+          Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } }))
+        )
+      ),
+      noJitter
+    )
+  )
+
+  it.effect(
+    "issue 18.1: with dead-lettering off, a later unambiguous failure still says an earlier attempt was ambiguous",
+    () =>
+      withPublisher(
+        Effect.gen(function* () {
+          const publisher = yield* Publisher.Publisher
+          const fake = yield* FakeKafka.FakeKafka
+          yield* fake.loseNextAnswers(1) // the first attempt is written, its answer lost
+          const fiber = yield* Effect.forkChild(publisher.publish(orders, order(1)))
+          yield* Effect.yieldNow
+          yield* fake.failNext(1, tooLarge) // the resend is refused outright
+          yield* TestClock.adjust(100)
+          const error = failureOf(yield* Fiber.await(fiber))
+          assert.strictEqual(error._tag, "Fatal")
+          if (error._tag === "Fatal") assert.isTrue(error.possiblyDelivered)
+        }),
+        { deadLetter: false }
+      )
+  )
+})

@@ -98,3 +98,18 @@ describe("Topic", () => {
     })
   )
 })
+
+describe("Topic key and headers types", () => {
+  it.effect(
+    "issue 18 (smaller): a key function returning a number fails with Fatal InvalidRecord, not a TypeError",
+    () =>
+      Effect.gen(function* () {
+        const numeric = Topic.make({ name: "orders", schema: Order, key: (o) => o.amountCents as unknown as string })
+        const error = failureOf(yield* Effect.exit(Topic.encode(numeric, order(5))))
+        assert.strictEqual(error._tag, "Fatal")
+        assert.strictEqual(error.reason, "InvalidRecord")
+        assert.include(error.message, "key")
+        assert.include(error.message, "number")
+      })
+  )
+})
