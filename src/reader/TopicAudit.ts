@@ -2,16 +2,27 @@
  * Checks what a topic holds: how many records, duplicates (the same event id header, or the same key and
  * value when there is no such header), and gaps in the offsets of each partition. The `verify` command
  * prints this; tests assert on it.
+ *
+ * @module
  */
+
+/** What the audit needs of a record: where it is and what identifies it (`TopicReader.ReadRecord` will do). */
 export interface AuditRecord {
+  /** Its partition. */
   readonly partition: number
+  /** Its offset in the partition, as a decimal string. */
   readonly offset: string
+  /** The key bytes, null without a key. */
   readonly key: Uint8Array | null
+  /** The value bytes, null for a tombstone. */
   readonly value: Uint8Array | null
+  /** The headers, by name. */
   readonly headers: Readonly<Record<string, Uint8Array>>
 }
 
+/** Missing offsets in a partition: none between `after` and `next` was read. */
 export interface Gap {
+  /** The partition with the gap. */
   readonly partition: number
   /** The offset after which records are missing. */
   readonly after: string
@@ -19,24 +30,34 @@ export interface Gap {
   readonly next: string
 }
 
+/** What a topic holds, and whether that is what was expected. */
 export interface Report {
+  /** Records read, in all partitions. */
   readonly count: number
+  /** Per partition that holds records, in partition order. */
   readonly partitions: ReadonlyArray<{
+    /** The partition. */
     readonly partition: number
+    /** Records read from it. */
     readonly count: number
+    /** Its lowest offset read. */
     readonly first: string
+    /** Its highest offset read. */
     readonly last: string
   }>
   /** Records beyond the first of each identity. */
   readonly duplicates: number
   /** Identities seen more than once (at most 20 listed). */
   readonly duplicateIds: ReadonlyArray<string>
+  /** Offset gaps, per partition in offset order. */
   readonly gaps: ReadonlyArray<Gap>
+  /** The expected count, when one was given. */
   readonly expected: number | undefined
   /** Count as expected (when given), no duplicates, no gaps. */
   readonly ok: boolean
 }
 
+/** What to check beyond duplicates and gaps. */
 export interface Options {
   /** Expected record count. */
   readonly expect?: number | undefined
@@ -46,6 +67,10 @@ export interface Options {
 
 const hex = (bytes: Uint8Array | null | undefined) => (bytes == null ? "-" : Buffer.from(bytes).toString("base64"))
 
+/**
+ * Audits records read from a topic: counts per partition, duplicates (by the id header, else key and value)
+ * and offset gaps. `ok` when the count is as expected (if given) and there are neither duplicates nor gaps.
+ */
 export const audit = (records: ReadonlyArray<AuditRecord>, options: Options = {}): Report => {
   const idHeader = options.idHeader ?? "eventId"
   const seen = new Map<string, number>()

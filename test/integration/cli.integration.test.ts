@@ -1,0 +1,82 @@
+// The command line against a SASL/SCRAM cluster, run as a user runs it: every command (produce, verify, dlt)
+// takes the same KAFKA_* settings, SASL included (issue 18.8: verify and dlt ignored them). A wrong password
+// or a user without ACLs fails at once with one line and exit code 3; the password appears in no output, even
+// with --log-level debug.
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { runCli } from "../support/runCli.ts"
+import { describeWithKafka } from "./broker.ts"
+import { ownCluster, scramUsers } from "./ownCluster.ts"
+import { createTopic } from "./realHarness.ts"
+
+const wrongPassword = "wrong-Pa55word-that-must-not-leak"
+
+describeWithKafka("CLI on a SASL/SCRAM cluster", () => {
+  const cluster = ownCluster({ sasl: scramUsers })
+  const settings = (username: string, password: string) => ({
+    KAFKA_BROKERS: cluster().saslBrokers!.join(","),
+    KAFKA_SASL_MECHANISM: "scram-sha-512",
+    KAFKA_SASL_USERNAME: username,
+    KAFKA_SASL_PASSWORD: password
+  })
+
+  it("produce, verify and dlt reach the cluster with KAFKA_SASL_* (issue 18.8)", async () => {
+    const topic = `cli-sasl-${Date.now()}`
+    await Effect.runPromise(createTopic(cluster().brokers, topic, { partitions: 2 }))
+    await Effect.runPromise(createTopic(cluster().brokers, `${topic}.dlt`, { partitions: 1 }))
+    const admin = settings("admin", "admin-secret")
+
+    for (const key of ["order-1", "order-2"]) {
+      const produce = await runCli(["produce", "--topic", topic, "--key", key, "--value", `{"id":"${key}"}`], admin)
+      assert.strictEqual(produce.code, 0, produce.stderr)
+      assert.match(produce.stdout, new RegExp(`^delivered ${topic} partition \\d offset 0$`, "m"))
+    }
+    const deadLetter = await runCli(
+      ["produce", "--topic", `${topic}.dlt`, "--key", "order-3", "--value", "x", "--header", "errorType=Fatal.Test"],
+      admin
+    )
+    assert.strictEqual(deadLetter.code, 0, deadLetter.stderr)
+
+    const verify = await runCli(["verify", "--topic", topic, "--expect", "2"], admin)
+    assert.strictEqual(verify.code, 0, `${verify.stdout}\n${verify.stderr}`)
+    assert.match(verify.stdout, /^count 2 \(expected 2\), duplicates 0, gaps 0$/m)
+    assert.match(verify.stdout, /^OK$/m)
+
+    const dlt = await runCli(["dlt", "--topic", topic], admin)
+    assert.strictEqual(dlt.code, 0, `${dlt.stdout}\n${dlt.stderr}`)
+    assert.match(dlt.stdout, new RegExp(`^${topic}\\.dlt partition 0 offset 0 key order-3$`, "m"))
+    assert.match(dlt.stdout, /^ {2}errorType: Fatal\.Test$/m)
+    assert.match(dlt.stdout, /^1 dead-lettered record\(s\) in /m)
+  })
+
+  describe("a wrong password", () => {
+    for (const command of [
+      ["verify", "--topic", "anything"],
+      ["dlt", "--topic", "anything"],
+      ["produce", "--topic", "anything", "--value", "x"]
+    ]) {
+      for (const debug of [false, true]) {
+        const args = debug ? [...command, "--log-level", "debug"] : command
+        it(`${args.join(" ")}: exit 3 at once, one line, the password never printed`, async () => {
+          const run = await runCli(args, settings("admin", wrongPassword))
+          assert.strictEqual(run.code, 3, `${run.stdout}\n${run.stderr}`)
+          assert.isBelow(run.elapsedMs, 10_000, "no retry storm")
+          assert.notInclude(`${run.stdout}${run.stderr}`, wrongPassword)
+          const errors = run.stderr.split("\n").filter((line) => line.startsWith("error: "))
+          assert.strictEqual(errors.length, 1, run.stderr)
+          assert.match(errors[0]!, /authentication failed/i)
+          if (!debug) assert.strictEqual(run.stderr.trim().split("\n").at(-1), errors[0], "no stack trace")
+          console.log(`${args.join(" ")} -> exit ${run.code} in ${run.elapsedMs} ms: ${errors[0]}`)
+        })
+      }
+    }
+  })
+
+  it("a user without ACLs: verify exits 3 saying it is not authorised", async () => {
+    const run = await runCli(["verify", "--topic", "anything"], settings("alice", "alice-secret"))
+    assert.strictEqual(run.code, 3, `${run.stdout}\n${run.stderr}`)
+    assert.match(run.stderr, /^error: .*not authori[sz]ed/im)
+    assert.notInclude(`${run.stdout}${run.stderr}`, "alice-secret")
+    console.log(`alice: verify -> exit ${run.code}: ${run.stderr.trim()}`)
+  })
+})
