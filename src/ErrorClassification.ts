@@ -1,59 +1,78 @@
 /**
  * The classification table: which driver failures are `Retriable` and which are `Fatal`.
  *
- * This is the one place where the decision lives, for every driver. Rows are keyed by Kafka protocol error
- * names (the broker's own vocabulary, the same in every client: kafkajs's `error.type`, @platformatic/kafka's
- * `error.apiId`) and by each client's own failures (connection refused or closed, request timeout,
- * authentication). Clients wrap errors (kafkajs: `KafkaJSNumberOfRetriesExceeded`, `KafkaJSNonRetriableError`
- * with a `cause`; @platformatic/kafka: `MultipleErrors`, an `AggregateError` with one error per attempt or per
- * broker), so `classify` walks causes and aggregated errors and the innermost known error decides.
+ * Split the way Effect's sql drivers split theirs (`PgClient` maps its SQLSTATEs onto the core `SqlError`):
+ * this module holds what every Kafka client shares: the Kafka protocol errors by the names the protocol
+ * gives them, Node's socket error codes, and the walk over wrapped and aggregated errors. Each driver
+ * passes its own client's vocabulary (`ClientVocabulary`: where its errors carry the protocol name, its own
+ * error classes and messages, how it reports retries it made itself) from a module in its own folder.
+ *
+ * Clients wrap errors (a retrier's "gave up" error with a `cause`, an `AggregateError` with one error per
+ * attempt or per broker), so `classify` walks causes and aggregated errors and the innermost known error
+ * decides.
  *
  * `ambiguous` marks failures after which the record may have been written anyway (the request reached the
- * broker but no answer came back). See `PublishError`. A retriable failure that kafkajs reports after
- * retrying the request itself (`KafkaJSNumberOfRetriesExceeded`, retryCount > 0) is always ambiguous: only
- * the last attempt's error is kept, and an earlier attempt may have been written. @platformatic/kafka keeps
- * every attempt's error: a retriable failure is ambiguous when any of them is.
+ * broker but no answer came back). See `PublishError`. A retriable failure is ambiguous too when any error
+ * of the chain is (a client that keeps every attempt's error) or when the client says it retried the
+ * request itself and kept only the last attempt's error.
  *
- * | kind | reason | matches |
+ * | kind | reason | protocol errors and Node codes |
  * | --- | --- | --- |
- * | Retriable | BrokerUnavailable | connection refused / DNS / connect timeout, no broker available, metadata not loaded, KAFKA_STORAGE_ERROR, COORDINATOR_NOT_AVAILABLE |
- * | Retriable (ambiguous) | ConnectionClosed | connection closed or reset after the request was sent, NETWORK_EXCEPTION |
- * | Retriable (ambiguous) | RequestTimeout | client request timeout, REQUEST_TIMED_OUT |
+ * | Retriable | BrokerUnavailable | ECONNREFUSED, ENOTFOUND, EAI_AGAIN, EHOSTUNREACH, ENETUNREACH, KAFKA_STORAGE_ERROR, COORDINATOR_NOT_AVAILABLE |
+ * | Retriable (ambiguous) | ConnectionClosed | ECONNRESET, EPIPE, ECONNABORTED, NETWORK_EXCEPTION |
+ * | Retriable (ambiguous) | RequestTimeout | REQUEST_TIMED_OUT |
  * | Retriable | LeaderNotAvailable | LEADER_NOT_AVAILABLE |
  * | Retriable | NotLeader | NOT_LEADER_FOR_PARTITION (NOT_LEADER_OR_FOLLOWER), FENCED_LEADER_EPOCH |
  * | Retriable | NotEnoughReplicas | NOT_ENOUGH_REPLICAS |
  * | Retriable (ambiguous) | NotEnoughReplicas | NOT_ENOUGH_REPLICAS_AFTER_APPEND (written, not replicated) |
- * | Retriable / Fatal | UnknownTopicOrPartition / UnknownTopic | UNKNOWN_TOPIC_OR_PARTITION (platformatic: "Unknown topic"): retriable while auto-create is on (bounded by the retry policy), fatal when it is off |
- * | Retriable | Throttled | THROTTLING_QUOTA_EXCEEDED, lock timeout inside the client (request not sent) |
+ * | Retriable / Fatal | UnknownTopicOrPartition / UnknownTopic | UNKNOWN_TOPIC_OR_PARTITION: retriable while auto-create is on (bounded by the retry policy), fatal when it is off |
+ * | Retriable | Throttled | THROTTLING_QUOTA_EXCEEDED |
+ * | Retriable | Unknown | UNKNOWN_PRODUCER_ID: the broker dropped the producer's state; nothing was written, and a new producer session (which the drivers start after a failed send, as the Java client bumps its epoch) succeeds |
+ * | Retriable (ambiguous) | Unknown | DUPLICATE_SEQUENCE_NUMBER: the broker already has the batch (the Java client completes it as a success without an offset); a resend may duplicate it, so it is marked |
  * | Fatal | RecordTooLarge | MESSAGE_TOO_LARGE |
  * | Fatal | RecordListTooLarge | RECORD_LIST_TOO_LARGE |
- * | Fatal | InvalidTopic | INVALID_TOPIC_EXCEPTION, client "Invalid topic" |
+ * | Fatal | InvalidTopic | INVALID_TOPIC_EXCEPTION |
  * | Fatal | TopicAuthorizationFailed | TOPIC_AUTHORIZATION_FAILED |
  * | Fatal | ClusterAuthorizationFailed | CLUSTER_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_AUTHORIZATION_FAILED |
- * | Fatal | AuthenticationFailed | SASL_AUTHENTICATION_FAILED, ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM, the clients' SASL errors |
- * | Fatal | UnsupportedVersion | UNSUPPORTED_VERSION, API key or compression not supported by the broker or client |
+ * | Fatal | AuthenticationFailed | SASL_AUTHENTICATION_FAILED, ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM |
+ * | Fatal | UnsupportedVersion | UNSUPPORTED_VERSION |
  * | Fatal | InvalidConfig | INVALID_CONFIG, INVALID_REQUIRED_ACKS, POLICY_VIOLATION |
- * | Fatal | InvalidRecord | INVALID_RECORD, INVALID_TIMESTAMP, CORRUPT_MESSAGE, client-side invalid message |
- * | Fatal | ProducerFenced | INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID |
- * | Retriable (ambiguous) / Fatal | Unknown | anything else: retriable if the client marked it retriable (`retriable`, `canRetry`), fatal otherwise |
+ * | Fatal | InvalidRecord | INVALID_RECORD, INVALID_TIMESTAMP, CORRUPT_MESSAGE |
+ * | Fatal | ProducerFenced | INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, OUT_OF_ORDER_SEQUENCE_NUMBER |
+ * | Retriable (ambiguous) / Fatal | Unknown | anything else: retriable if the client marked it retriable, fatal otherwise |
  *
  * `SchemaInvalid` (the event does not encode) never reaches a driver: `Topic` raises it.
  */
 import { Fatal, type FatalReason, type PublishError, Retriable, type RetriableReason } from "./PublishError.ts"
 
+/** One row of the table: the kind, the reason, and (retriable only) whether the record may have been written. */
 export type Classification =
   | { readonly kind: "Retriable"; readonly reason: RetriableReason; readonly ambiguous: boolean }
   | { readonly kind: "Fatal"; readonly reason: FatalReason }
 
-const retriable = (reason: RetriableReason, ambiguous = false): Classification => ({
+/** A `Retriable` row; `ambiguous` defaults to false (the request certainly did not write the record). */
+export const retriable = (reason: RetriableReason, ambiguous = false): Classification => ({
   kind: "Retriable",
   reason,
   ambiguous
 })
-const fatal = (reason: FatalReason): Classification => ({ kind: "Fatal", reason })
 
-/** Kafka protocol errors, by the name the protocol gives them (kafkajs: `error.type`). */
-export const protocolErrors: Readonly<Record<string, Classification>> = {
+/** A `Fatal` row. */
+export const fatal = (reason: FatalReason): Classification => ({ kind: "Fatal", reason })
+
+/**
+ * A table keyed by name, with no prototype: a look-up of "constructor" or "toString" finds nothing.
+ * Read it with `lookup`.
+ */
+export const table = <A>(rows: Readonly<Record<string, A>>): Readonly<Record<string, A>> =>
+  Object.freeze(Object.assign(Object.create(null) as Record<string, A>, rows))
+
+/** The row for `name`, own properties only (never one inherited from `Object.prototype`). */
+export const lookup = <A>(rows: Readonly<Record<string, A>>, name: string): A | undefined =>
+  Object.hasOwn(rows, name) ? rows[name] : undefined
+
+/** Kafka protocol errors, by the name the protocol gives them (`org.apache.kafka.common.protocol.Errors`). */
+export const protocolErrors: Readonly<Record<string, Classification>> = table({
   LEADER_NOT_AVAILABLE: retriable("LeaderNotAvailable"),
   NOT_LEADER_FOR_PARTITION: retriable("NotLeader"),
   NOT_LEADER_OR_FOLLOWER: retriable("NotLeader"),
@@ -65,6 +84,8 @@ export const protocolErrors: Readonly<Record<string, Classification>> = {
   KAFKA_STORAGE_ERROR: retriable("BrokerUnavailable"),
   COORDINATOR_NOT_AVAILABLE: retriable("BrokerUnavailable"),
   THROTTLING_QUOTA_EXCEEDED: retriable("Throttled"),
+  UNKNOWN_PRODUCER_ID: retriable("Unknown"),
+  DUPLICATE_SEQUENCE_NUMBER: retriable("Unknown", true),
   MESSAGE_TOO_LARGE: fatal("RecordTooLarge"),
   RECORD_LIST_TOO_LARGE: fatal("RecordListTooLarge"),
   INVALID_TOPIC_EXCEPTION: fatal("InvalidTopic"),
@@ -83,68 +104,53 @@ export const protocolErrors: Readonly<Record<string, Classification>> = {
   CORRUPT_MESSAGE: fatal("InvalidRecord"),
   INVALID_PRODUCER_EPOCH: fatal("ProducerFenced"),
   PRODUCER_FENCED: fatal("ProducerFenced"),
-  OUT_OF_ORDER_SEQUENCE_NUMBER: fatal("ProducerFenced"),
-  UNKNOWN_PRODUCER_ID: fatal("ProducerFenced")
-}
+  OUT_OF_ORDER_SEQUENCE_NUMBER: fatal("ProducerFenced")
+})
 
-/** Client-side failures of the kafkajs driver, by error class name. */
-export const clientErrors: Readonly<Record<string, Classification>> = {
-  KafkaJSConnectionClosedError: retriable("ConnectionClosed", true),
-  KafkaJSRequestTimeoutError: retriable("RequestTimeout", true),
-  KafkaJSNoBrokerAvailableError: retriable("BrokerUnavailable"),
-  KafkaJSBrokerNotFound: retriable("BrokerUnavailable"),
-  KafkaJSMetadataNotLoaded: retriable("BrokerUnavailable"),
-  KafkaJSTopicMetadataNotLoaded: retriable("BrokerUnavailable"),
-  KafkaJSStaleTopicMetadataAssignment: retriable("LeaderNotAvailable"),
-  KafkaJSLockTimeout: retriable("Throttled"),
-  KafkaJSSASLAuthenticationError: fatal("AuthenticationFailed"),
-  KafkaJSServerDoesNotSupportApiKey: fatal("UnsupportedVersion")
-}
-
-/**
- * @platformatic/kafka's own failures, by `code` and message. Its `TimeoutError` carries the network code, so
- * the message tells a connect timeout (never sent) from a request timeout (maybe written).
- */
-const platformaticError = (code: string, message: string): Classification | undefined => {
-  switch (code) {
-    case "PLT_KFK_NETWORK":
-      if (/^Connection to .* (timed out|failed)/.test(message)) return retriable("BrokerUnavailable")
-      if (/^Cannot get a connection/.test(message)) return retriable("BrokerUnavailable")
-      if (/^Request timed out/.test(message)) return retriable("RequestTimeout", true)
-      if (/^Connection (closed|error)/.test(message)) return retriable("ConnectionClosed", true)
-      return undefined
-    case "PLT_KFK_AUTHENTICATION":
-      return fatal("AuthenticationFailed")
-    case "PLT_KFK_UNSUPPORTED_API":
-    case "PLT_KFK_UNSUPPORTED_COMPRESSION":
-      return fatal("UnsupportedVersion")
-    default:
-      return undefined
-  }
-}
-
-/** Connection errors that mean the request never left: the broker is down or unreachable. */
-const connectFailure = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|Connection timeout/
+/** Node's errors for a connection that never came up: the request never left. */
+export const connectFailureCodes = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/
 
 /** Node's socket errors once a connection was up: a request on it may have been written. */
-const connectionLost = /^(ECONNRESET|EPIPE|ECONNABORTED)$/
+export const connectionLostCodes = /^(ECONNRESET|EPIPE|ECONNABORTED)$/
 
+/** What the classification needs to know about the send. */
 export interface ClassifyContext {
+  /** The send's (first) topic, for the error's `topic` field. */
   readonly topic?: string | undefined
   /** Whether an unknown topic may still appear (auto-creation on): decides UNKNOWN_TOPIC_OR_PARTITION. */
   readonly autoCreateTopics: boolean
 }
 
-interface ErrorLike {
-  readonly name?: unknown
-  readonly type?: unknown
-  readonly apiId?: unknown
-  readonly message?: unknown
-  readonly retriable?: unknown
-  readonly canRetry?: unknown
-  readonly code?: unknown
-  readonly cause?: unknown
-  readonly errors?: unknown
+/** One error of a cause chain, read field by field (a client's errors are objects of its own classes). */
+export type ErrorLike = Readonly<Record<string, unknown>>
+
+/** A string field of an error, or "" (so a missing or non-string field matches no rule). */
+export const stringField = (error: ErrorLike, field: string): string => {
+  const value = error[field]
+  return typeof value === "string" ? value : ""
+}
+
+/** A Kafka client's own error vocabulary, which a driver passes to `classify` (e.g. `KafkaJsErrors.vocabulary`). */
+export interface ClientVocabulary {
+  /** The protocol error name an error of this client carries, if it is a broker's answer. */
+  readonly protocolName: (error: ErrorLike) => string | undefined
+  /** The client's own failures (connection, timeout, authentication ...): a row, or undefined if unknown. */
+  readonly clientError: (error: ErrorLike, context: ClassifyContext) => Classification | undefined
+  /**
+   * The client says it retried the request itself and kept only the last attempt's error: an earlier
+   * attempt may have been written, so a retriable failure is ambiguous whatever the last error says.
+   */
+  readonly retriedInside: (chain: ReadonlyArray<ErrorLike>) => boolean
+  /** The client marked an error it did not otherwise explain as retriable (its own flag). */
+  readonly markedRetriable: (error: ErrorLike) => boolean
+}
+
+/** A vocabulary that knows no client: only Node's socket codes and the cause walk apply. */
+export const noClient: ClientVocabulary = {
+  protocolName: () => undefined,
+  clientError: () => undefined,
+  retriedInside: () => false,
+  markedRetriable: () => false
 }
 
 /**
@@ -154,7 +160,8 @@ interface ErrorLike {
 export const causeChain = (error: unknown): ReadonlyArray<ErrorLike> => {
   const chain: Array<ErrorLike> = []
   const visit = (current: unknown): void => {
-    if (typeof current !== "object" || current === null || chain.length >= 64 || chain.includes(current)) return
+    if (typeof current !== "object" || current === null || chain.length >= 64 || chain.includes(current as ErrorLike))
+      return
     const e = current as ErrorLike
     chain.push(e)
     if (Array.isArray(e.errors)) for (const inner of e.errors) visit(inner)
@@ -164,94 +171,67 @@ export const causeChain = (error: unknown): ReadonlyArray<ErrorLike> => {
   return chain
 }
 
-/** The protocol error name: kafkajs's `type`, @platformatic/kafka's `apiId`. */
-const protocolName = (error: ErrorLike): string | undefined =>
-  typeof error.type === "string" ? error.type : typeof error.apiId === "string" ? error.apiId : undefined
-
-const unknownTopic = (context: ClassifyContext): Classification =>
+/** UNKNOWN_TOPIC_OR_PARTITION, or a client's "unknown topic": retriable only while topics are auto-created. */
+export const unknownTopic = (context: ClassifyContext): Classification =>
   context.autoCreateTopics ? retriable("UnknownTopicOrPartition") : fatal("UnknownTopic")
 
-const classifyOne = (error: ErrorLike, context: ClassifyContext): Classification | undefined => {
-  const protocol = protocolName(error)
-  if (protocol !== undefined) {
-    if (protocol === "UNKNOWN_TOPIC_OR_PARTITION") return unknownTopic(context)
-    const row = protocolErrors[protocol]
-    if (row) return row
-  }
-  const name = typeof error.name === "string" ? error.name : ""
-  const message = typeof error.message === "string" ? error.message : ""
-  const code = typeof error.code === "string" ? error.code : ""
-  const row = clientErrors[name]
-  if (row) return row
-  if (code.startsWith("PLT_KFK_")) {
-    if (code === "PLT_KFK_USER" && /^Unknown topic /.test(message)) return unknownTopic(context)
-    return platformaticError(code, message)
-  }
-  if (connectFailure.test(code)) return retriable("BrokerUnavailable")
-  if (connectionLost.test(code)) return retriable("ConnectionClosed", true)
-  if (name === "KafkaJSConnectionError") {
-    return connectFailure.test(message) || connectFailure.test(String(error.code))
-      ? retriable("BrokerUnavailable")
-      : retriable("ConnectionClosed", true)
-  }
-  if (name === "KafkaJSNonRetriableError" && /^Invalid topic/.test(message)) return fatal("InvalidTopic")
-  if (name === "KafkaJSNonRetriableError" && /^Invalid message/.test(message)) return fatal("InvalidRecord")
+/** The row of a protocol error name; undefined for a name the table does not have. */
+export const protocolError = (name: string, context: ClassifyContext): Classification | undefined =>
+  name === "UNKNOWN_TOPIC_OR_PARTITION" ? unknownTopic(context) : lookup(protocolErrors, name)
+
+const classifyOne = (error: ErrorLike, context: ClassifyContext, client: ClientVocabulary) => {
+  const protocol = client.protocolName(error)
+  const row = protocol === undefined ? undefined : protocolError(protocol, context)
+  if (row !== undefined) return row
+  const own = client.clientError(error, context)
+  if (own !== undefined) return own
+  const code = stringField(error, "code")
+  if (connectFailureCodes.test(code)) return retriable("BrokerUnavailable")
+  if (connectionLostCodes.test(code)) return retriable("ConnectionClosed", true)
   return undefined
 }
 
 /**
- * An earlier attempt inside the client may have reached the broker (a connection closed mid-request, then
- * refused while the broker restarts), so the failure is ambiguous whatever the last error says. kafkajs
- * keeps only the last attempt's error: any retry counts. @platformatic/kafka keeps them all (`rows`): an
- * ambiguous one counts.
+ * Classifies one driver failure with the client's vocabulary: the innermost error of the cause chain that a
+ * row matches decides.
  */
-const earlierAttemptMayHaveLanded = (
-  chain: ReadonlyArray<ErrorLike>,
-  rows: ReadonlyArray<Classification | undefined>
-): boolean =>
-  rows.some((row) => row?.kind === "Retriable" && row.ambiguous) ||
-  chain.some(
-    (e) =>
-      e.name === "KafkaJSNumberOfRetriesExceeded" &&
-      typeof (e as { retryCount?: unknown }).retryCount === "number" &&
-      (e as { retryCount: number }).retryCount > 0
-  )
-
-/** Classifies one driver failure: the innermost error of the cause chain that a row matches decides. */
-export const classify = (error: unknown, context: ClassifyContext): Classification => {
+export const classify = (error: unknown, context: ClassifyContext, client: ClientVocabulary): Classification => {
   const chain = causeChain(error)
-  const rows = chain.map((e) => classifyOne(e, context))
+  const rows = chain.map((e) => classifyOne(e, context, client))
   const found = rows.findLast((row) => row !== undefined)
   if (found) {
-    return found.kind === "Retriable" && !found.ambiguous && earlierAttemptMayHaveLanded(chain, rows)
+    const earlierMayHaveLanded =
+      rows.some((row) => row?.kind === "Retriable" && row.ambiguous) || client.retriedInside(chain)
+    return found.kind === "Retriable" && !found.ambiguous && earlierMayHaveLanded
       ? { ...found, ambiguous: true }
       : found
   }
   // Unknown: trust the client's own retriable flag where it set one, and assume the worst (may be written).
-  return chain.some((e) => e.retriable === true || e.canRetry === true) ? retriable("Unknown", true) : fatal("Unknown")
+  return chain.some(client.markedRetriable) ? retriable("Unknown", true) : fatal("Unknown")
 }
 
 const describe = (error: unknown): string => {
   const chain = causeChain(error)
-  const messages = chain.map((e) => (typeof e.message === "string" ? e.message : "")).filter((m) => m.length > 0)
+  const messages = chain.map((e) => stringField(e, "message")).filter((m) => m.length > 0)
   return messages.length > 0 ? [...new Set(messages)].join(": ") : String(error)
 }
 
-/** Classifies and wraps a driver failure into the typed error channel. */
-export const toPublishError = (
-  error: unknown,
-  context: ClassifyContext & {
-    readonly partition?: number | undefined
-    /** The client reports that part of the request was written: a retriable failure is then ambiguous. */
-    readonly partlyWritten?: boolean | undefined
-    /**
-     * The client was given the request and may have lost it in flight before the error it reports (kafkajs
-     * reports a failed reconnect in place of the lost request): a broker found unavailable is then ambiguous.
-     */
-    readonly requestSent?: boolean | undefined
-  }
-): PublishError => {
-  const classified = classify(error, context)
+/** What a driver knows about a failed send beyond the error itself (`toPublishError`). */
+export interface FailureContext extends ClassifyContext {
+  /** The partition, when the send was to one partition. */
+  readonly partition?: number | undefined
+  /** The client reports that part of the request was written: a retriable failure is then ambiguous. */
+  readonly partlyWritten?: boolean | undefined
+  /**
+   * The client was given the request and may have lost it in flight before the error it reports (a client
+   * that reports a failed reconnect in place of the lost request): a broker found unavailable is then ambiguous.
+   */
+  readonly requestSent?: boolean | undefined
+}
+
+/** Classifies a driver failure with the client's vocabulary and wraps it into the typed error channel. */
+export const toPublishError = (error: unknown, context: FailureContext, client: ClientVocabulary): PublishError => {
+  const classified = classify(error, context, client)
   const found =
     classified.kind === "Retriable" &&
     !classified.ambiguous &&

@@ -2,13 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import kafkajs from "kafkajs"
 // kafkajs's own table of protocol errors, so each row is tested against the errors the client really raises
 import protocol from "kafkajs/src/protocol/error.js"
-import {
-  type Classification,
-  classify,
-  clientErrors,
-  protocolErrors,
-  toPublishError
-} from "../../src/ErrorClassification.ts"
+import { type Classification, protocolErrors } from "../../../src/ErrorClassification.ts"
+import { classify, clientErrors, toPublishError } from "../../../src/kafkajs/KafkaJsErrors.ts"
 
 const { errorCodes } = protocol
 
@@ -29,7 +24,7 @@ const nonRetriable = (error: Error) => new K.KafkaJSNonRetriableError!(error, { 
 
 const context = { autoCreateTopics: true }
 
-describe("ErrorClassification", () => {
+describe("KafkaJsErrors: kafkajs errors on the classification table", () => {
   describe.each(Object.entries(protocolErrors))("protocol error %s", (type, expected) => {
     it("is classified by its row", () => {
       expect(classify(protocolError(type), context)).toEqual(expected)

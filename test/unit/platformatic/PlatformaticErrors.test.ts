@@ -15,7 +15,8 @@ import {
   UnsupportedApiError,
   UserError
 } from "@platformatic/kafka"
-import { type Classification, classify, protocolErrors, toPublishError } from "../../src/ErrorClassification.ts"
+import { type Classification, protocolErrors } from "../../../src/ErrorClassification.ts"
+import { classify, toPublishError } from "../../../src/platformatic/PlatformaticErrors.ts"
 
 const context = { autoCreateTopics: true }
 
@@ -34,7 +35,7 @@ const refused = () => {
   return new NetworkError("Connection to 127.0.0.1:1 failed.", { cause })
 }
 
-describe("ErrorClassification: @platformatic/kafka errors", () => {
+describe("PlatformaticErrors: @platformatic/kafka errors on the classification table", () => {
   // rows the client knows (its table is older or newer than the protocol in places)
   const known = Object.entries(protocolErrors).filter(([id]) => clientProtocolErrors[id] !== undefined)
 
