@@ -15,32 +15,45 @@ import {
   SchemaTransformation,
   type Scope
 } from "effect"
+import { millis } from "./internal/duration.ts"
 import { Producer } from "./Producer.ts"
-import type { PublishError } from "./PublishError.ts"
+import { Fatal, type PublishError } from "./PublishError.ts"
 
+/**
+ * How many replicas must have a record before the broker answers (Java: acks): "all" (-1, every in-sync
+ * replica), "leader" (1), "none" (0, no answer at all: receipts carry offset "-1").
+ */
 export type Acks = "all" | "leader" | "none"
 
+/** SASL mechanisms the drivers offer (Java: sasl.mechanism PLAIN, SCRAM-SHA-256, SCRAM-SHA-512). */
 export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512"
 
+/** SASL credentials (Java: sasl.mechanism and sasl.jaas.config). */
 export interface Sasl {
+  /** The mechanism. */
   readonly mechanism: SaslMechanism
+  /** The user name. */
   readonly username: string
   /** Unwrapped only where the driver hands it to its client; never logged. */
   readonly password: Redacted.Redacted<string>
 }
 
+/** Compression of record batches (Java: compression.type); lz4 is not offered. */
 export type Compression = "none" | "gzip" | "snappy" | "zstd"
 
+/** The client's own retries of one in-flight request (Java: retries, retry.backoff.ms, retry.backoff.max.ms). */
 export interface DriverRetry {
   /** Retries of one in-flight request inside the client (same sequence numbers). Default 5. */
   readonly retries?: number | undefined
-  /** Default 100 ms. */
+  /** The first wait between two retries, doubled each time. Default 100 ms. */
   readonly initialRetryTime?: Duration.Input | undefined
   /** Longest wait between two of those retries. Default 2 s (so 5 retries wait about 3 s in all). */
   readonly maxRetryTime?: Duration.Input | undefined
 }
 
+/** The driver-neutral settings; every field but `brokers` has a default (`defaults`). */
 export interface ProducerConfig {
+  /** Bootstrap brokers, "host:port" each (Java: bootstrap.servers). */
   readonly brokers: ReadonlyArray<string>
   /** Default "effect-kafka-publisher". */
   readonly clientId?: string | undefined
@@ -56,11 +69,15 @@ export interface ProducerConfig {
   readonly autoCreateTopics?: boolean | undefined
   /** Default "none" (Java: compression.type); lz4 is not offered. */
   readonly compression?: Compression | undefined
+  /** The client's retries of one request. Default 5 retries, 100 ms doubling up to 2 s. */
   readonly retry?: DriverRetry | undefined
+  /** TLS to the brokers with the system's CAs (Java: security.protocol=SSL / SASL_SSL). Default false. */
   readonly ssl?: boolean | undefined
+  /** SASL authentication. Default none. */
   readonly sasl?: Sasl | undefined
 }
 
+/** The defaults of `ProducerConfig`: the Java client's where it has the setting. */
 export const defaults = {
   clientId: "effect-kafka-publisher",
   acks: "all",
@@ -72,10 +89,29 @@ export const defaults = {
   retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
 } as const
 
-/** `acks` as the protocol counts it. */
+/** `acks` as the protocol counts it (the produce request's `acks` field). */
 export const acksValue = { all: -1, leader: 1, none: 0 } as const
 
-export const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
+/** Whole milliseconds of a duration setting, as the clients take them. */
+export { millis }
+
+/**
+ * Idempotence needs `acks=all` (Java: enable.idempotence requires acks=all; the broker tracks sequence
+ * numbers only for writes every in-sync replica has): a config asking for both fails with a typed
+ * Fatal `InvalidConfig`, before any connection is made. Every driver calls it first.
+ */
+export const checkIdempotence = (config: ProducerConfig): Effect.Effect<void, Fatal> => {
+  const idempotent = config.idempotent ?? defaults.idempotent
+  const acks = config.acks ?? defaults.acks
+  return idempotent && acks !== "all"
+    ? Effect.fail(
+        new Fatal({
+          reason: "InvalidConfig",
+          message: `idempotence needs acks=all (got acks=${acks}): set acks to "all" or idempotent to false (KAFKA_ACKS, KAFKA_IDEMPOTENT)`
+        })
+      )
+    : Effect.void
+}
 
 /** The driver's own retries of one request, with defaults filled in, in milliseconds. */
 export const driverRetry = (config: ProducerConfig) => ({

@@ -7,7 +7,8 @@
  * The layer is scoped: acquiring it connects (a broker that cannot be reached fails the layer with a typed
  * error); releasing it waits for the sends in flight, then disconnects.
  *
- * Receipts: kafkajs answers one base offset per partition. The driver records which partition the
+ * Receipts: kafkajs answers one base offset per partition (none at all with `acks: "none"`: every receipt
+ * then has offset "-1", as the Java client reports). The driver records which partition the
  * partitioner chose for each record (kafkajs's own Java-compatible murmur2 partitioner) and derives each
  * record's offset from its place in the partition's batch. The choice is sticky per record, so a
  * kafkajs-internal retry never moves a key-less record to another partition.
@@ -21,27 +22,39 @@
  *   drops a copy it already has) included; throughput comes from batching (`Batcher`), not from many
  *   concurrent single-record requests;
  * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
- *   numbers), so nothing can collide with a batch of unknown fate.
+ *   numbers), so nothing can collide with a batch of unknown fate; a send whose caller gave up while that
+ *   session was being set up is not sent.
+ *
+ * A failed send of records in several partitions reports `outcomes` "unknown" for every record: kafkajs
+ * fails the whole request when one partition's answer is an error, and the broker may have appended the
+ * other partitions' batches. Not when the failure certainly came before anything was written (the request
+ * never reached kafkajs's produce step, an unknown or invalid topic, authentication), nor when kafkajs
+ * answered some partitions and dropped a partition the topic does not have (those are exact).
  */
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import kafkajs from "kafkajs"
-import { toPublishError } from "../ErrorClassification.ts"
+import { toBuffer } from "../internal/bytes.ts"
+import { millis } from "../internal/duration.ts"
+import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import { offsetsFromBase, type Placement, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
-import { compressionType } from "./compressionCodecs.ts"
+import { codecFor } from "./compressionCodecs.ts"
+import { toPublishError } from "./KafkaJsErrors.ts"
 
 export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and the kafkajs driver's own. */
 export interface KafkaJsConfig extends ProducerConfig.ProducerConfig {
-  /** After a failed reconnect, sends fail at once for this long. Default 1 s. */
+  /** After a failed reconnect, sends fail at once for this long. Default 1 s (Java: reconnect.backoff.ms). */
   readonly reconnectBackoff?: Duration.Input | undefined
   /** kafkajs's own log output (to stdout). Default "nothing": failures reach you as typed errors. */
   readonly clientLogLevel?: "nothing" | "error" | "warn" | "info" | "debug" | undefined
 }
 
+/** The defaults of `KafkaJsConfig`: `ProducerConfig.defaults` and `reconnectBackoff` 1 s. */
 export const defaults = { ...ProducerConfig.defaults, reconnectBackoff: Duration.seconds(1) } as const
 
 const logLevels = {
@@ -51,11 +64,6 @@ const logLevels = {
   info: kafkajs.logLevel.INFO,
   debug: kafkajs.logLevel.DEBUG
 } as const
-
-const millis = ProducerConfig.millis
-
-const toBuffer = (bytes: Uint8Array | null): Buffer | null =>
-  bytes === null ? null : Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /** kafkajs writes only Buffer or string header values. */
 const toHeaders = (headers: ProducerRecord["headers"]): kafkajs.IHeaders => {
@@ -67,7 +75,7 @@ const toHeaders = (headers: ProducerRecord["headers"]): kafkajs.IHeaders => {
   return out
 }
 
-/** kafkajs options from the config. The password is unwrapped here and nowhere else. */
+/** kafkajs client options from the config. The password is unwrapped here and nowhere else. */
 export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
   const sasl = config.sasl
   return {
@@ -89,205 +97,306 @@ export const kafkaOptions = (config: KafkaJsConfig): kafkajs.KafkaConfig => {
   }
 }
 
+// --- 1. settings -------------------------------------------------------------------------------------
+
+/** The settings `make` works with, defaults filled in. */
+interface Settings {
+  readonly idempotent: boolean
+  readonly acks: ProducerConfig.Acks
+  readonly autoCreateTopics: boolean
+  readonly requestTimeout: number
+  readonly reconnectBackoff: number
+  readonly compression: kafkajs.CompressionTypes
+  readonly retry: ReturnType<typeof ProducerConfig.driverRetry>
+}
+
+/** Checks the config (idempotence needs acks=all; snappy needs its package) and fills in the defaults. */
+const settingsOf = (config: KafkaJsConfig): Effect.Effect<Settings, PublishError> =>
+  Effect.gen(function* () {
+    yield* ProducerConfig.checkIdempotence(config)
+    return {
+      idempotent: config.idempotent ?? defaults.idempotent,
+      acks: config.acks ?? defaults.acks,
+      autoCreateTopics: config.autoCreateTopics ?? defaults.autoCreateTopics,
+      requestTimeout: millis(config.requestTimeout ?? defaults.requestTimeout),
+      reconnectBackoff: millis(config.reconnectBackoff ?? defaults.reconnectBackoff),
+      compression: yield* codecFor(config.compression ?? defaults.compression),
+      retry: ProducerConfig.driverRetry(config)
+    }
+  })
+
+// --- 2. partitions -----------------------------------------------------------------------------------
+
+/** kafkajs's default partitioner, remembering its choice per message object. */
+interface StickyPartitioner {
+  /** The partition chosen for each message, kept so offsets can be derived and retries are sticky. */
+  readonly assigned: WeakMap<object, number>
+  readonly create: kafkajs.ICustomPartitioner
+}
+
+const stickyPartitioner = (): StickyPartitioner => {
+  const assigned = new WeakMap<object, number>()
+  const create: kafkajs.ICustomPartitioner = () => {
+    const inner = kafkajs.Partitioners.DefaultPartitioner()
+    return (args) => {
+      const previous = assigned.get(args.message)
+      if (previous !== undefined && previous < args.partitionMetadata.length) return previous
+      const partition = inner(args)
+      assigned.set(args.message, partition)
+      return partition
+    }
+  }
+  return { assigned, create }
+}
+
+// --- 3. sessions -------------------------------------------------------------------------------------
+
 interface Session {
   readonly producer: kafkajs.Producer
   /** A send failed on it: its sequence numbers may be wrong, the next send starts a new session. */
   failed: boolean
 }
 
-/** A scoped kafkajs `Producer`: connects now, drains and disconnects when the scope closes. */
-export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
+/** The kafkajs producers a driver sends on: one at a time, a new one after a failed idempotent send. */
+interface Sessions {
+  readonly send: (request: kafkajs.ProducerBatch, signal: AbortSignal) => Promise<Array<kafkajs.RecordMetadata>>
+  /**
+   * Failures of requests kafkajs was given (not of a reconnect before them). kafkajs reconnects inside its
+   * send loop after losing a request in flight and, when that reconnect is refused, reports only the
+   * refusal (KafkaJSNonRetriableError > KafkaJSConnectionError ECONNREFUSED): measured in the broker-crash
+   * test, where the lost request had been written. Such a "connection refused" is ambiguous.
+   */
+  readonly sentThenFailed: WeakSet<object>
+  readonly inFlight: () => number
+  /** Waits for the sends in flight (bounded), then disconnects. */
+  readonly close: Effect.Effect<void>
+}
+
+const makeSessions = (
+  kafka: kafkajs.Kafka,
+  settings: Settings,
+  partitioner: StickyPartitioner
+): Effect.Effect<Sessions, PublishError> =>
   Effect.gen(function* () {
-    const kafka = new kafkajs.Kafka(kafkaOptions(config))
-    const idempotent = config.idempotent ?? defaults.idempotent
-    const acks = config.acks ?? defaults.acks
-    const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
-    const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)
-    const reconnectBackoff = millis(config.reconnectBackoff ?? defaults.reconnectBackoff)
-    const compression = compressionType(config.compression ?? defaults.compression)
-    const retry = ProducerConfig.driverRetry(config)
-    if (idempotent && acks !== "all") {
-      return yield* Effect.die(new Error("KafkaJsProducer: idempotence needs acks=all"))
-    }
-
-    // The partition chosen for each message object, kept so offsets can be derived and retries are sticky.
-    const assigned = new WeakMap<object, number>()
-    const createPartitioner: kafkajs.ICustomPartitioner = () => {
-      const inner = kafkajs.Partitioners.DefaultPartitioner()
-      return (args) => {
-        const previous = assigned.get(args.message)
-        if (previous !== undefined && previous < args.partitionMetadata.length) return previous
-        const partition = inner(args)
-        assigned.set(args.message, partition)
-        return partition
-      }
-    }
-
+    const { idempotent, autoCreateTopics, retry } = settings
     const newSession = async (): Promise<Session> => {
       const producer = kafka.producer({
         idempotent,
         allowAutoTopicCreation: autoCreateTopics,
-        createPartitioner,
+        createPartitioner: partitioner.create,
         retry,
         ...(idempotent ? { maxInFlightRequests: 1 } : {})
       })
       await producer.connect()
       return { producer, failed: false }
     }
-
     let session = yield* Effect.tryPromise({
       try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
     })
-
     // Idempotent sends run one at a time, each to its end (kafkajs's own retries included), and a failed
     // send retires its session: see the module comment.
-    const sends = SendQueue.make(idempotent)
-
+    const queue = SendQueue.make(idempotent)
+    const sentThenFailed = new WeakSet<object>()
     // After a failed reconnect, sends waiting in the queue fail at once for `reconnectBackoff` instead of
     // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
     let reconnectBlockedUntil = 0
     let reconnectError: unknown
 
-    // Failures of requests kafkajs was given (not of a reconnect before them). kafkajs reconnects inside its
-    // send loop after losing a request in flight and, when that reconnect is refused, reports only the
-    // refusal (KafkaJSNonRetriableError > KafkaJSConnectionError ECONNREFUSED): measured in the broker-crash
-    // test, where the lost request had been written. Such a "connection refused" is ambiguous.
-    const sentThenFailed = new WeakSet<object>()
+    const renew = async () => {
+      if (Date.now() < reconnectBlockedUntil) throw reconnectError
+      const old = session
+      try {
+        session = await newSession()
+      } catch (error) {
+        reconnectBlockedUntil = Date.now() + settings.reconnectBackoff
+        reconnectError = error
+        throw error
+      }
+      void old.producer.disconnect().catch(() => undefined)
+    }
 
-    const sendOnSession = async (request: kafkajs.ProducerBatch) => {
+    const sendOnSession = async (request: kafkajs.ProducerBatch, signal: AbortSignal) => {
       if (session.failed) {
-        if (Date.now() < reconnectBlockedUntil) throw reconnectError
-        const old = session
-        try {
-          session = await newSession()
-        } catch (error) {
-          reconnectBlockedUntil = Date.now() + reconnectBackoff
-          reconnectError = error
-          throw error
-        }
-        void old.producer.disconnect().catch(() => undefined)
+        await renew()
+        // the caller may have given up while the new session connected: then nothing may go out
+        if (signal.aborted) throw new SendCancelled()
       }
       const current = session
       try {
         return await current.producer.sendBatch(request)
       } catch (error) {
-        current.failed = true
+        if (idempotent) current.failed = true
         sentThenFailed.add(error as object)
         throw error
       }
     }
 
-    const sendBatch = (request: kafkajs.ProducerBatch, signal: AbortSignal): Promise<Array<kafkajs.RecordMetadata>> =>
-      sends.run(
-        idempotent
-          ? () => sendOnSession(request)
-          : () =>
-              session.producer.sendBatch(request).catch((error) => {
-                sentThenFailed.add(error as object)
-                throw error
-              }),
-        signal
-      )
-
-    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
-      Effect.gen(function* () {
-        if (records.length === 0) return []
-        const now = Date.now()
-        const messages: Array<kafkajs.Message & { readonly timestampMs: number }> = []
-        const byTopic = new Map<string, Array<kafkajs.Message>>()
-        for (const record of records) {
-          const timestampMs = record.timestamp ?? now
-          const message = {
-            key: toBuffer(record.key),
-            value: toBuffer(record.value),
-            headers: toHeaders(record.headers),
-            timestamp: String(timestampMs),
-            timestampMs,
-            ...(record.partition === undefined ? {} : { partition: record.partition })
-          }
-          messages.push(message)
-          const list = byTopic.get(record.topic)
-          if (list) list.push(message)
-          else byTopic.set(record.topic, [message])
-        }
-        const response = yield* Effect.tryPromise({
-          try: (signal) =>
-            sendBatch(
-              {
-                acks: ProducerConfig.acksValue[acks],
-                timeout: requestTimeout,
-                compression,
-                topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list }))
-              },
-              signal
-            ),
-          catch: (cause) =>
-            toPublishError(cause, {
-              autoCreateTopics,
-              topic: records[0]!.topic,
-              partition: byTopic.size === 1 && messages.length === 1 ? assigned.get(messages[0]!) : undefined,
-              requestSent: typeof cause === "object" && cause !== null && sentThenFailed.has(cause)
-            })
-        })
-        // One base offset per topic-partition; each record's offset is its place in that partition's batch.
-        const base = new Map<string, { offset: bigint; appendTime: number }>()
-        for (const r of response) {
-          const appendTime = Number(r.logAppendTime ?? "-1")
-          base.set(`${r.topicName}\u0000${r.partition}`, { offset: BigInt(r.baseOffset ?? "0"), appendTime })
-        }
-        // kafkajs drops a record sent to a partition the topic does not have and answers nothing for it:
-        // that must not pass for a delivery
-        const unanswered = records.findIndex(
-          (record, i) => !base.has(`${record.topic}\u0000${assigned.get(messages[i]!) ?? record.partition ?? 0}`)
-        )
-        if (unanswered >= 0) {
-          const record = records[unanswered]!
-          const partition = assigned.get(messages[unanswered]!) ?? record.partition
-          return yield* new Retriable({
-            reason: "UnknownTopicOrPartition",
-            ambiguous: base.size > 0, // other partitions of this send were written
-            topic: record.topic,
-            partition,
-            message: `the broker did not acknowledge ${record.topic}-${partition}: no such partition`
-          })
-        }
-        const seen = new Map<string, bigint>()
-        return records.map((record, i): RecordMetadata => {
-          const message = messages[i]!
-          const partition = assigned.get(message) ?? record.partition ?? 0
-          const slot = `${record.topic}\u0000${partition}`
-          const index = seen.get(slot) ?? 0n
-          seen.set(slot, index + 1n)
-          const b = base.get(slot) // present: checked above
-          return {
-            topic: record.topic,
-            partition,
-            offset: String(b!.offset + index),
-            timestamp: b!.appendTime >= 0 ? b!.appendTime : message.timestampMs
-          }
-        })
-      })
-
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function* () {
+    return {
+      send: (request, signal) => queue.run(() => sendOnSession(request, signal), signal),
+      sentThenFailed,
+      inFlight: queue.inFlight,
+      close: Effect.gen(function* () {
         // Publisher drains first; this waits for sends made directly on the Producer (bounded).
-        yield* sends.drain(Duration.seconds(30))
+        yield* queue.drain(Duration.seconds(30))
         yield* Effect.promise(() => session.producer.disconnect().catch(() => undefined))
       })
-    )
-
-    return Producer.of({ send, inFlight: Effect.sync(sends.inFlight) })
+    }
   })
 
-/** The kafkajs `Producer` layer. */
+const { SendCancelled } = SendQueue
+
+// --- 4. one send -------------------------------------------------------------------------------------
+
+/** The records of one send as kafkajs messages, and the request grouping them by topic. */
+interface Batch {
+  readonly records: ReadonlyArray<ProducerRecord>
+  readonly messages: ReadonlyArray<kafkajs.Message & { readonly timestampMs: number }>
+  readonly topicMessages: Array<kafkajs.TopicMessages>
+}
+
+const toBatch = (records: ReadonlyArray<ProducerRecord>, now: number): Batch => {
+  const messages: Array<kafkajs.Message & { readonly timestampMs: number }> = []
+  const byTopic = new Map<string, Array<kafkajs.Message>>()
+  for (const record of records) {
+    const timestampMs = record.timestamp ?? now
+    const message = {
+      key: toBuffer(record.key),
+      value: toBuffer(record.value),
+      headers: toHeaders(record.headers),
+      timestamp: String(timestampMs),
+      timestampMs,
+      ...(record.partition === undefined ? {} : { partition: record.partition })
+    }
+    messages.push(message)
+    const list = byTopic.get(record.topic)
+    if (list) list.push(message)
+    else byTopic.set(record.topic, [message])
+  }
+  return { records, messages, topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list })) }
+}
+
+/** Where each record went, or undefined when kafkajs never partitioned it (nothing was produced). */
+const placementsOf = (batch: Batch, assigned: WeakMap<object, number>): Array<Placement> | undefined => {
+  const placements: Array<Placement> = []
+  for (let i = 0; i < batch.records.length; i++) {
+    const partition = assigned.get(batch.messages[i]!) ?? batch.records[i]!.partition
+    if (partition === undefined) return undefined
+    placements.push({ topic: batch.records[i]!.topic, partition })
+  }
+  return placements
+}
+
+/** Failures that certainly came before anything was written (metadata, connection set-up). */
+const beforeAnyWrite = new Set(["UnknownTopic", "InvalidTopic", "AuthenticationFailed", "UnsupportedVersion"])
+
+/** The typed error of a failed send; a sent, multi-partition one says every record's fate is unknown. */
+const failure = (cause: unknown, batch: Batch, settings: Settings, sessions: Sessions, p: StickyPartitioner) => {
+  const sent = typeof cause === "object" && cause !== null && sessions.sentThenFailed.has(cause)
+  const placements = placementsOf(batch, p.assigned)
+  const error = toPublishError(cause, {
+    autoCreateTopics: settings.autoCreateTopics,
+    topic: batch.records[0]!.topic,
+    partition: batch.records.length === 1 ? placements?.[0]?.partition : undefined,
+    requestSent: sent
+  })
+  if (!sent || placements === undefined || !spansPartitions(placements) || beforeAnyWrite.has(error.reason)) {
+    return error
+  }
+  return withOutcomes(
+    error,
+    placements.map(() => "unknown" as const)
+  )
+}
+
+/**
+ * One receipt per record from kafkajs's answer (a base offset per partition; nothing for acks=0). A record
+ * whose partition kafkajs answered nothing for was dropped (the topic has no such partition): that must
+ * not pass for a delivery.
+ */
+const receipts = (
+  batch: Batch,
+  response: ReadonlyArray<kafkajs.RecordMetadata>,
+  settings: Settings,
+  p: StickyPartitioner
+): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
+  const placements = batch.records.map(
+    (record, i): Placement => ({
+      topic: record.topic,
+      partition: p.assigned.get(batch.messages[i]!) ?? record.partition ?? 0
+    })
+  )
+  if (settings.acks === "none") {
+    // no answer from the broker, so no offsets: "-1", as the Java client reports
+    return Effect.succeed(
+      placements.map((at, i) => ({ ...at, offset: "-1", timestamp: batch.messages[i]!.timestampMs }))
+    )
+  }
+  const base = new Map<string, bigint>()
+  const appendTimes = new Map<string, number>()
+  for (const r of response) {
+    base.set(partitionKey(r.topicName, r.partition), BigInt(r.baseOffset ?? "0"))
+    appendTimes.set(partitionKey(r.topicName, r.partition), Number(r.logAppendTime ?? "-1"))
+  }
+  const offsets = offsetsFromBase(placements, base)
+  const written = placements.map((at, i): RecordMetadata | undefined => {
+    const offset = offsets[i]
+    if (offset === undefined) return undefined
+    const appendTime = appendTimes.get(partitionKey(at.topic, at.partition)) ?? -1
+    return { ...at, offset, timestamp: appendTime >= 0 ? appendTime : batch.messages[i]!.timestampMs }
+  })
+  const unanswered = written.indexOf(undefined)
+  if (unanswered < 0) return Effect.succeed(written as Array<RecordMetadata>)
+  const at = placements[unanswered]!
+  return Effect.fail(
+    new Retriable({
+      reason: "UnknownTopicOrPartition",
+      ambiguous: base.size > 0, // other partitions of this send were written
+      topic: at.topic,
+      partition: at.partition,
+      message: `the broker did not acknowledge ${at.topic}-${at.partition}: no such partition`,
+      ...(spansPartitions(placements) ? { outcomes: written.map((m) => m ?? ("notWritten" as const)) } : {})
+    })
+  )
+}
+
+// --- the driver --------------------------------------------------------------------------------------
+
+/** A scoped kafkajs `Producer`: connects now, drains and disconnects when the scope closes. */
+export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const settings = yield* settingsOf(config)
+    const partitioner = stickyPartitioner()
+    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner)
+    yield* Effect.addFinalizer(() => sessions.close)
+
+    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+      Effect.suspend(() => {
+        if (records.length === 0) return Effect.succeed([])
+        const batch = toBatch(records, Date.now())
+        const request = {
+          acks: ProducerConfig.acksValue[settings.acks],
+          timeout: settings.requestTimeout,
+          compression: settings.compression,
+          topicMessages: batch.topicMessages
+        }
+        return Effect.tryPromise({
+          try: (signal) => sessions.send(request, signal),
+          catch: (cause) => failure(cause, batch, settings, sessions, partitioner)
+        }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+      })
+
+    return Producer.of({ send, inFlight: Effect.sync(sessions.inFlight) })
+  })
+
+/** The kafkajs `Producer` layer (see `make`). */
 export const layer = (config: KafkaJsConfig): Layer.Layer<Producer, PublishError> =>
   Layer.effect(Producer, make(config))
 
 /** The settings from the environment: see `ProducerConfig.config` for the variables. */
 export const config: Config.Config<KafkaJsConfig> = ProducerConfig.config
 
-/** The kafkajs `Producer` layer, configured from the environment (see `config`). */
+/** The kafkajs `Producer` layer, configured from the environment (see `config`); `overrides` win. */
 export const layerConfig = (
   overrides: Partial<KafkaJsConfig> = {}
 ): Layer.Layer<Producer, PublishError | Config.ConfigError> => ProducerConfig.layerConfig(make, overrides)

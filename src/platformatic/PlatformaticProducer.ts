@@ -23,22 +23,24 @@
  * producer id, so the next send starts a new producer session and nothing can collide with a batch of
  * unknown fate. As with kafkajs, sends run one at a time, each to its end: two sends in flight could
  * otherwise take sequence numbers around a failure (see `KafkaJsProducer`). Throughput comes from batching.
- * A send that fails after some brokers wrote their part (`error.produced` lists them) is ambiguous.
+ * A send that fails after some brokers wrote their part (`error.produced` lists them) is ambiguous, and
+ * when it spans partitions its `outcomes` say so record by record: written (the partitions `produced`
+ * lists, with their offsets) or "unknown" (the partitions of the brokers whose request failed: a broker
+ * appends the good partitions of a request in which another partition was refused).
  */
-import {
-  Producer as Client,
-  type MessageToProduce,
-  murmur2,
-  ProduceAcks,
-  type ProduceResult
-} from "@platformatic/kafka"
+import { Producer as Client, type MessageToProduce, ProduceAcks, type ProduceResult } from "@platformatic/kafka"
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
-import { toPublishError } from "../ErrorClassification.ts"
+import { toBuffer } from "../internal/bytes.ts"
+import { millis } from "../internal/duration.ts"
+import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import * as Partitioner from "../internal/partitioner.ts"
+import { offsetsFromBase, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
 import * as RetryPolicy from "../RetryPolicy.ts"
+import { toPublishError } from "./PlatformaticErrors.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
 export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
@@ -50,20 +52,12 @@ export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
   readonly metadataMaxAge?: Duration.Input | undefined
 }
 
+/** The defaults of `PlatformaticConfig`: `ProducerConfig.defaults` and `metadataMaxAge` 5 minutes. */
 export const defaults = { ...ProducerConfig.defaults, metadataMaxAge: Duration.minutes(5) } as const
-
-const millis = ProducerConfig.millis
 
 const saslMechanisms = { plain: "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512" } as const
 
 const acksValue = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE } as const
-
-const toBuffer = (bytes: Uint8Array | null): Buffer | undefined =>
-  bytes === null
-    ? undefined
-    : Buffer.isBuffer(bytes)
-      ? bytes
-      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /** The client writes header names and values as given: both must be bytes. No headers: no Map. */
 const toHeaders = (headers: ProducerRecord["headers"]): Map<Buffer, Buffer> | undefined => {
@@ -75,9 +69,6 @@ const toHeaders = (headers: ProducerRecord["headers"]): Map<Buffer, Buffer> | un
   }
   return out
 }
-
-/** The Java client's partition for a key: `toPositive(murmur2(key)) % partitions`. */
-const keyPartition = (key: Buffer, partitions: number): number => (murmur2(key) & 0x7fffffff) % partitions
 
 /** Client options from the config. The password is handed over as a function, so it sits in no options object. */
 export const clientOptions = (config: PlatformaticConfig) => {
@@ -114,36 +105,22 @@ export const clientOptions = (config: PlatformaticConfig) => {
   }
 }
 
-interface Placed {
-  readonly messages: Array<{
-    topic: string
-    partition: number
-    key: Buffer | undefined
-    value: Buffer | undefined
-    headers: Map<Buffer, Buffer> | undefined
-    timestamp: bigint
-  }>
-  readonly timestamps: ReadonlyArray<number>
-}
+// --- 1. the client -----------------------------------------------------------------------------------
 
-/** A scoped @platformatic/kafka `Producer`: reaches the cluster now, drains and closes when the scope closes. */
-export const make = (config: PlatformaticConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
+/**
+ * A client that has reached the cluster, closed with the scope. The client retries a failed connection
+ * whatever the reason, a refused password too (it reads `canRetry` on the connection error only, not on
+ * the authentication error inside it), so this first contact makes no retries of its own and only a
+ * Retriable failure is tried again. An idempotent producer also asks for its producer id now, which proves
+ * the IDEMPOTENT_WRITE right.
+ */
+const connect = (config: PlatformaticConfig): Effect.Effect<Client, PublishError, Scope.Scope> =>
   Effect.gen(function* () {
-    const idempotent = config.idempotent ?? defaults.idempotent
-    const acks = config.acks ?? defaults.acks
-    const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
-    if (idempotent && acks !== "all") {
-      return yield* Effect.die(new Error("PlatformaticProducer: idempotence needs acks=all"))
-    }
-    const classifyContext = { autoCreateTopics }
-
+    const classifyContext = { autoCreateTopics: config.autoCreateTopics ?? defaults.autoCreateTopics }
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => new Client(clientOptions(config))),
       (client) => Effect.promise(() => client.close(true).catch(() => undefined))
     )
-    // Reach the cluster. The client retries a failed connection whatever the reason, a refused password too
-    // (it reads `canRetry` on the connection error only, not on the authentication error inside it), so
-    // this first contact makes no retries of its own and only a Retriable failure is tried again.
     const retry = ProducerConfig.driverRetry(config)
     yield* Effect.tryPromise({
       try: () => client.metadata({ topics: [], retries: 0 }),
@@ -157,149 +134,204 @@ export const make = (config: PlatformaticConfig): Effect.Effect<Producer, Publis
         })
       )
     )
-    if (idempotent) {
+    if (config.idempotent ?? defaults.idempotent) {
       yield* Effect.tryPromise({
         try: () => client.initIdempotentProducer({}),
         catch: (cause) => toPublishError(cause, classifyContext)
       })
     }
+    return client
+  })
 
-    const roundRobin = new Map<string, number>()
+// --- 2. placing records ------------------------------------------------------------------------------
 
-    /** Partition counts of the topics, from the client's metadata cache (fetched again when older than metadataMaxAge). */
-    const partitionCounts = (topics: ReadonlyArray<string>, forceUpdate: boolean) =>
-      Effect.tryPromise({
-        // a copy: the client sorts the list it is given
-        try: () => client.metadata({ topics: [...topics], autocreateTopics: autoCreateTopics, forceUpdate }),
-        catch: (cause) => toPublishError(cause, { ...classifyContext, topic: topics[0] })
-      }).pipe(
-        Effect.map(
-          (metadata) => new Map(topics.map((topic) => [topic, metadata.topics.get(topic)?.partitionsCount ?? 0]))
-        )
-      )
+type Message = {
+  topic: string
+  partition: number
+  key: Buffer | undefined
+  value: Buffer | undefined
+  headers: Map<Buffer, Buffer> | undefined
+  timestamp: bigint
+}
 
-    /** Places every record on a partition; or the first record whose partition the topic does not have. */
-    const place = (
-      records: ReadonlyArray<ProducerRecord>,
-      counts: ReadonlyMap<string, number>
-    ): Placed | ProducerRecord => {
-      const now = Date.now()
-      const messages: Placed["messages"] = []
-      const timestamps: Array<number> = []
-      for (const record of records) {
-        const count = counts.get(record.topic) ?? 0
-        const key = toBuffer(record.key)
-        let partition = record.partition
-        if (partition === undefined) {
-          if (key !== undefined) partition = keyPartition(key, count)
-          else {
-            const next = roundRobin.get(record.topic) ?? 0
-            roundRobin.set(record.topic, next + 1)
-            partition = next % count
-          }
-        }
-        if (!(partition >= 0 && partition < count)) return record
-        const timestamp = record.timestamp ?? now
-        timestamps.push(timestamp)
-        messages.push({
-          topic: record.topic,
-          partition,
-          key,
-          value: toBuffer(record.value),
-          headers: toHeaders(record.headers),
-          timestamp: BigInt(timestamp)
-        })
-      }
-      return { messages, timestamps }
-    }
+/** The records of one send, each on its partition, and the timestamps receipts report. */
+interface Placed {
+  readonly messages: Array<Message>
+  readonly timestamps: ReadonlyArray<number>
+}
 
+/** Partition counts of the topics, from the client's metadata cache (fetched again when older than metadataMaxAge). */
+const partitionCounts = (
+  client: Client,
+  topics: ReadonlyArray<string>,
+  autoCreateTopics: boolean,
+  forceUpdate: boolean
+): Effect.Effect<ReadonlyMap<string, number>, PublishError> =>
+  Effect.tryPromise({
+    // a copy: the client sorts the list it is given
+    try: () => client.metadata({ topics: [...topics], autocreateTopics: autoCreateTopics, forceUpdate }),
+    catch: (cause) => toPublishError(cause, { autoCreateTopics, topic: topics[0] })
+  }).pipe(
+    Effect.map((metadata) => new Map(topics.map((topic) => [topic, metadata.topics.get(topic)?.partitionsCount ?? 0])))
+  )
+
+/** Places every record on a partition (the Java client's partitioner); or the first record whose partition the topic does not have. */
+const place = (
+  records: ReadonlyArray<ProducerRecord>,
+  counts: ReadonlyMap<string, number>,
+  partitioner: Partitioner.Partitioner
+): Placed | ProducerRecord => {
+  const now = Date.now()
+  const messages: Array<Message> = []
+  const timestamps: Array<number> = []
+  for (const record of records) {
+    const count = counts.get(record.topic) ?? 0
+    const partition = record.partition ?? partitioner.partition(record.topic, record.key, count)
+    if (!(partition >= 0 && partition < count)) return record
+    const timestamp = record.timestamp ?? now
+    timestamps.push(timestamp)
+    messages.push({
+      topic: record.topic,
+      partition,
+      key: toBuffer(record.key) ?? undefined,
+      value: toBuffer(record.value) ?? undefined,
+      headers: toHeaders(record.headers),
+      timestamp: BigInt(timestamp)
+    })
+  }
+  return { messages, timestamps }
+}
+
+/** Places the records, looking at fresh metadata once when a partition is beyond the cached count. */
+const placeAll = (
+  client: Client,
+  records: ReadonlyArray<ProducerRecord>,
+  autoCreateTopics: boolean,
+  partitioner: Partitioner.Partitioner
+): Effect.Effect<Placed, PublishError> =>
+  Effect.gen(function* () {
+    const topics = [...new Set(records.map((record) => record.topic))]
+    let placed = place(records, yield* partitionCounts(client, topics, autoCreateTopics, false), partitioner)
+    // a partition beyond the cached count: the topic may have grown since, look once more
+    if (!("messages" in placed))
+      placed = place(records, yield* partitionCounts(client, topics, autoCreateTopics, true), partitioner)
+    if ("messages" in placed) return placed
+    return yield* new Retriable({
+      reason: "UnknownTopicOrPartition",
+      ambiguous: false,
+      topic: placed.topic,
+      partition: placed.partition,
+      message: `${placed.topic} has no partition ${placed.partition}: nothing was sent`
+    })
+  })
+
+// --- 3. answers --------------------------------------------------------------------------------------
+
+/** Base offsets by topic-partition from the client's result. */
+const baseOffsets = (result: ProduceResult | undefined): Map<string, bigint> => {
+  const base = new Map<string, bigint>()
+  for (const o of result?.offsets ?? []) base.set(partitionKey(o.topic, o.partition), o.offset)
+  return base
+}
+
+/** One receipt per record: offsets from the base offsets; "-1" with acks=0, as the Java client reports. */
+const receipts = (
+  placed: Placed,
+  result: ProduceResult,
+  acks: ProducerConfig.Acks
+): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
+  const at = (m: Message, i: number, offset: string): RecordMetadata => ({
+    topic: m.topic,
+    partition: m.partition,
+    offset,
+    timestamp: placed.timestamps[i]!
+  })
+  if (acks === "none") return Effect.succeed(placed.messages.map((m, i) => at(m, i, "-1")))
+  const offsets = offsetsFromBase(placed.messages, baseOffsets(result))
+  const missing = offsets.indexOf(undefined)
+  if (missing >= 0) {
+    const m = placed.messages[missing]!
+    return Effect.fail(
+      new Retriable({
+        reason: "Unknown",
+        ambiguous: true,
+        topic: m.topic,
+        partition: m.partition,
+        message: `the broker answered no offset for ${m.topic}-${m.partition}: the records may have been written`
+      })
+    )
+  }
+  return Effect.succeed(placed.messages.map((m, i) => at(m, i, offsets[i]!)))
+}
+
+/**
+ * The typed error of a failed send. `error.produced` lists the partitions some broker wrote: the send is
+ * then ambiguous, and a send spanning partitions says per record what is known.
+ */
+const failure = (cause: unknown, placed: Placed, autoCreateTopics: boolean): PublishError => {
+  const produced = (cause as { produced?: ProduceResult } | undefined)?.produced
+  const base = baseOffsets(produced)
+  const error = toPublishError(cause, {
+    autoCreateTopics,
+    topic: placed.messages[0]!.topic,
+    partition: placed.messages.length === 1 ? placed.messages[0]!.partition : undefined,
+    // another broker wrote its part of this send: resending all of it may duplicate that part
+    partlyWritten: base.size > 0
+  })
+  // no `produced`: the client failed before it sent (metadata), the error applies to every record
+  if (produced === undefined || !spansPartitions(placed.messages)) return error
+  const offsets = offsetsFromBase(placed.messages, base)
+  return withOutcomes(
+    error,
+    placed.messages.map((m, i) => {
+      const offset = offsets[i]
+      return offset === undefined
+        ? ("unknown" as const)
+        : { topic: m.topic, partition: m.partition, offset, timestamp: placed.timestamps[i]! }
+    })
+  )
+}
+
+// --- the driver --------------------------------------------------------------------------------------
+
+/** A scoped @platformatic/kafka `Producer`: reaches the cluster now, drains and closes when the scope closes. */
+export const make = (config: PlatformaticConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* ProducerConfig.checkIdempotence(config)
+    const acks = config.acks ?? defaults.acks
+    const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
+    const client = yield* connect(config)
+    const partitioner = Partitioner.make()
     // One send at a time, each to its end (the client's own retries included): see the module comment.
     const sends = SendQueue.make(true)
-
-    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
-      Effect.gen(function* () {
-        if (records.length === 0) return []
-        const topics = [...new Set(records.map((record) => record.topic))]
-        let placed = place(records, yield* partitionCounts(topics, false))
-        // a partition beyond the cached count: the topic may have grown since, look once more
-        if (!("messages" in placed)) placed = place(records, yield* partitionCounts(topics, true))
-        if (!("messages" in placed)) {
-          return yield* new Retriable({
-            reason: "UnknownTopicOrPartition",
-            ambiguous: false,
-            topic: placed.topic,
-            partition: placed.partition,
-            message: `${placed.topic} has no partition ${placed.partition}: nothing was sent`
-          })
-        }
-        const ready = placed
-        const only = ready.messages.length === 1 ? ready.messages[0] : undefined
-        const result = yield* Effect.tryPromise({
-          // an undefined key or value is written as null (length -1), which the typings do not say
-          try: (signal) =>
-            sends.run(() => client.send({ messages: ready.messages as Array<MessageToProduce> }), signal),
-          catch: (cause) =>
-            toPublishError(cause, {
-              ...classifyContext,
-              topic: records[0]!.topic,
-              partition: only?.partition,
-              // another broker wrote its part of this send: resending all of it may duplicate that part
-              partlyWritten: ((cause as { produced?: ProduceResult } | undefined)?.produced?.offsets?.length ?? 0) > 0
-            })
-        })
-        if (acks === "none") {
-          // no answer from the broker, so no offsets: "-1", as the Java client reports
-          return ready.messages.map((m, i) => ({
-            topic: m.topic,
-            partition: m.partition,
-            offset: "-1",
-            timestamp: ready.timestamps[i]!
-          }))
-        }
-        const base = new Map<string, bigint>()
-        for (const o of result.offsets ?? []) base.set(`${o.topic}\u0000${o.partition}`, o.offset)
-        const seen = new Map<string, bigint>()
-        const metadata: Array<RecordMetadata> = []
-        for (let i = 0; i < ready.messages.length; i++) {
-          const m = ready.messages[i]!
-          const slot = `${m.topic}\u0000${m.partition}`
-          const first = base.get(slot)
-          if (first === undefined) {
-            return yield* new Retriable({
-              reason: "Unknown",
-              ambiguous: true,
-              topic: m.topic,
-              partition: m.partition,
-              message: `the broker answered no offset for ${m.topic}-${m.partition}: the records may have been written`
-            })
-          }
-          const index = seen.get(slot) ?? 0n
-          seen.set(slot, index + 1n)
-          metadata.push({
-            topic: m.topic,
-            partition: m.partition,
-            offset: String(first + index),
-            timestamp: ready.timestamps[i]!
-          })
-        }
-        return metadata
-      })
-
     // Publisher drains first; this waits for sends made directly on the Producer (bounded), then the client
     // is closed by its own finalizer
     yield* Effect.addFinalizer(() => sends.drain(Duration.seconds(30)))
 
+    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+      Effect.gen(function* () {
+        if (records.length === 0) return []
+        const placed = yield* placeAll(client, records, autoCreateTopics, partitioner)
+        const result = yield* Effect.tryPromise({
+          // an undefined key or value is written as null (length -1), which the typings do not say
+          try: (signal) =>
+            sends.run(() => client.send({ messages: placed.messages as Array<MessageToProduce> }), signal),
+          catch: (cause) => failure(cause, placed, autoCreateTopics)
+        })
+        return yield* receipts(placed, result, acks)
+      })
+
     return Producer.of({ send, inFlight: Effect.sync(sends.inFlight) })
   })
 
-/** The @platformatic/kafka `Producer` layer. */
+/** The @platformatic/kafka `Producer` layer (see `make`). */
 export const layer = (config: PlatformaticConfig): Layer.Layer<Producer, PublishError> =>
   Layer.effect(Producer, make(config))
 
 /** The settings from the environment: see `ProducerConfig.config` for the variables. */
 export const config: Config.Config<PlatformaticConfig> = ProducerConfig.config
 
-/** The @platformatic/kafka `Producer` layer, configured from the environment (see `ProducerConfig.config`). */
+/** The @platformatic/kafka `Producer` layer, configured from the environment (see `ProducerConfig.config`); `overrides` win. */
 export const layerConfig = (
   overrides: Partial<PlatformaticConfig> = {}
 ): Layer.Layer<Producer, PublishError | Config.ConfigError> => ProducerConfig.layerConfig(make, overrides)

@@ -1,0 +1,209 @@
+/**
+ * The kafkajs driver on a stubbed kafkajs client (`vi.mock`: only `Kafka` is replaced, codecs, log levels
+ * and partitioners stay kafkajs's): what the driver makes of kafkajs's answers, without a broker.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Fiber } from "effect"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { vi } from "vitest"
+import { codecFor } from "../../../src/kafkajs/compressionCodecs.ts"
+import type { ProducerRecord } from "../../../src/Producer.ts"
+import type { PublishError } from "../../../src/PublishError.ts"
+
+interface StubProducer {
+  readonly connect: () => Promise<void>
+  readonly sendBatch: (request: { acks: number; topicMessages: Array<unknown> }) => Promise<unknown>
+  readonly disconnect: () => Promise<void>
+}
+
+const stub = vi.hoisted(() => ({
+  /** Builds producer number `index` (0: the first session). */
+  producer: (_index: number): StubProducer => {
+    throw new Error("no stub producer configured")
+  },
+  created: 0
+}))
+
+vi.mock("kafkajs", async (importOriginal) => {
+  const actual = (await importOriginal<{ default: Record<string, unknown> }>()).default
+  class Kafka {
+    producer() {
+      return stub.producer(stub.created++)
+    }
+  }
+  return { default: { ...actual, Kafka } }
+})
+
+const record = (partition: number, value = "v"): ProducerRecord => ({
+  topic: "t",
+  key: null,
+  value: Buffer.from(value),
+  headers: {},
+  partition
+})
+
+const failureOf = <A>(exit: Exit.Exit<A, PublishError>): PublishError => {
+  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  if (reason?._tag !== "Fail") throw new Error(`expected a typed failure, got ${exit.cause}`)
+  return reason.error
+}
+
+/** Producers that connect at once, answer `sendBatch` with `answer`, and count their sends. */
+const answering = (answer: (request: { acks: number }) => Promise<unknown>) => {
+  const sends: Array<{ acks: number }> = []
+  stub.created = 0
+  stub.producer = () => ({
+    connect: async () => {},
+    sendBatch: (request) => {
+      sends.push(request)
+      return answer(request)
+    },
+    disconnect: async () => {}
+  })
+  return sends
+}
+
+const protocolError = (type: string) => Object.assign(new Error(type), { name: "KafkaJSProtocolError", type })
+
+describe("KafkaJsProducer on a stubbed kafkajs", () => {
+  it.effect(
+    'issue 18.3: acks=none answers one receipt per record with offset "-1" (kafkajs answers [] for acks 0)',
+    () =>
+      Effect.gen(function* () {
+        const sends = answering(async () => [])
+        const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"], acks: "none", idempotent: false })
+        const receipts = yield* producer.send([record(0, "a"), record(1, "b"), record(1, "c")])
+        assert.strictEqual(sends[0]!.acks, 0)
+        assert.deepStrictEqual(
+          receipts.map((r) => [r.partition, r.offset]),
+          [
+            [0, "-1"],
+            [1, "-1"],
+            [1, "-1"]
+          ]
+        )
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect("acks=leader: offsets from the base offset of each partition", () =>
+    Effect.gen(function* () {
+      const sends = answering(async () => [
+        { topicName: "t", partition: 0, errorCode: 0, baseOffset: "10" },
+        { topicName: "t", partition: 1, errorCode: 0, baseOffset: "4" }
+      ])
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"], acks: "leader", idempotent: false })
+      const receipts = yield* producer.send([record(0), record(1), record(1)])
+      assert.strictEqual(sends[0]!.acks, 1)
+      assert.deepStrictEqual(
+        receipts.map((r) => [r.partition, r.offset]),
+        [
+          [0, "10"],
+          [1, "4"],
+          [1, "5"]
+        ]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("idempotence with acks other than all fails the layer with a typed Fatal InvalidConfig", () =>
+    Effect.gen(function* () {
+      answering(async () => [])
+      const error = failureOf(yield* Effect.exit(KafkaJsProducer.make({ brokers: ["stub:1"], acks: "leader" })))
+      assert.strictEqual(error._tag, "Fatal")
+      assert.strictEqual(error.reason, "InvalidConfig")
+      assert.include(error.message, "acks=all")
+      assert.strictEqual(stub.created, 0, "no client was made")
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("issue 18 (suspicion): a send whose caller gave up while a new session connected is not sent", () =>
+    Effect.gen(function* () {
+      let releaseConnect: () => void = () => {}
+      const secondSends: Array<unknown> = []
+      stub.created = 0
+      stub.producer = (index) => ({
+        connect: () => (index === 0 ? Promise.resolve() : new Promise<void>((resolve) => (releaseConnect = resolve))),
+        sendBatch: async (request) => {
+          if (index === 0) throw Object.assign(new Error("Closed connection"), { name: "KafkaJSConnectionClosedError" })
+          secondSends.push(request)
+          return [{ topicName: "t", partition: 0, errorCode: 0, baseOffset: "0" }]
+        },
+        disconnect: async () => {}
+      })
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+      const first = failureOf(yield* Effect.exit(producer.send([record(0)])))
+      assert.strictEqual(first.reason, "ConnectionClosed")
+      // the next send starts a new session; its caller gives up while it connects
+      const second = yield* Effect.forkChild(producer.send([record(0)]))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+      assert.strictEqual(stub.created, 2, "a new session is connecting")
+      yield* Fiber.interrupt(second)
+      releaseConnect()
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+      assert.deepStrictEqual(secondSends, [], "nothing was sent for the caller that gave up")
+      // the new session serves the next send
+      const receipts = yield* producer.send([record(0)])
+      assert.strictEqual(receipts.length, 1)
+      assert.strictEqual(secondSends.length, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("issue 18.2 (kafkajs): a failed send spanning partitions answers outcomes 'unknown' for every record", () =>
+    Effect.gen(function* () {
+      answering(async () => {
+        throw protocolError("MESSAGE_TOO_LARGE")
+      })
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+      const spanning = failureOf(yield* Effect.exit(producer.send([record(0), record(1), record(0)])))
+      assert.strictEqual(spanning._tag, "Fatal")
+      assert.strictEqual(spanning.reason, "RecordTooLarge")
+      assert.deepStrictEqual(spanning.outcomes, ["unknown", "unknown", "unknown"])
+      // one partition: the error applies to every record alike
+      const single = failureOf(yield* Effect.exit(producer.send([record(1), record(1)])))
+      assert.strictEqual(single.reason, "RecordTooLarge")
+      assert.isUndefined(single.outcomes)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a whole-request failure (unknown topic, before any write) answers no outcomes", () =>
+    Effect.gen(function* () {
+      answering(async () => {
+        throw protocolError("UNKNOWN_TOPIC_OR_PARTITION")
+      })
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"], autoCreateTopics: false })
+      const error = failureOf(yield* Effect.exit(producer.send([record(0), record(1)])))
+      assert.strictEqual(error.reason, "UnknownTopic")
+      assert.isUndefined(error.outcomes)
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a partition kafkajs answered nothing for: Retriable UnknownTopicOrPartition, exact outcomes", () =>
+    Effect.gen(function* () {
+      answering(async () => [{ topicName: "t", partition: 0, errorCode: 0, baseOffset: "5" }])
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+      const error = failureOf(yield* Effect.exit(producer.send([record(0), record(7)])))
+      assert.strictEqual(error._tag, "Retriable")
+      assert.strictEqual(error.reason, "UnknownTopicOrPartition")
+      assert.strictEqual(error.partition, 7)
+      assert.deepStrictEqual(error.outcomes?.[1], "notWritten")
+      assert.deepInclude(error.outcomes?.[0] as object, { topic: "t", partition: 0, offset: "5" })
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("snappy without the package kafkajs-snappy: Fatal InvalidConfig naming the package", () =>
+    Effect.gen(function* () {
+      const missing = () => {
+        throw Object.assign(new Error("Cannot find module 'kafkajs-snappy'"), { code: "MODULE_NOT_FOUND" })
+      }
+      const error = failureOf(yield* Effect.exit(codecFor("snappy", missing)))
+      assert.strictEqual(error._tag, "Fatal")
+      assert.strictEqual(error.reason, "InvalidConfig")
+      assert.include(error.message, "kafkajs-snappy")
+      // installed (as in this repository): the codec loads on demand
+      assert.isNumber(yield* codecFor("snappy"))
+      // without snappy, the other codecs need nothing
+      assert.isNumber(yield* codecFor("zstd", missing))
+    })
+  )
+})
