@@ -4,16 +4,21 @@
  * and on a real broker, so where Kafka and the kafkajs driver behave in a particular way, the fake does too.
  *
  * - Topics with partitions; offsets per partition start at 0 and are continuous.
- * - Partitions are chosen by kafkajs's own default partitioner (Java-compatible murmur2 for keyed records,
- *   round-robin for records without a key), one instance per fake as the driver has one per producer.
+ * - Partitions are chosen by the Java client's partitioner (`toPositive(murmur2(key)) % partitions`, the
+ *   one kafkajs's default partitioner implements; round-robin per topic for records without a key), one
+ *   instance per fake as the driver has one per producer. The fake imports no Kafka client.
  * - Metadata errors fail the whole send and write nothing, as kafkajs asks for the metadata of every topic
  *   of a send before it writes: an invalid topic name (Fatal InvalidTopic), an unauthorised topic (Fatal
- *   TopicAuthorizationFailed), an unknown topic with auto-creation off (Fatal UnknownTopic), a partition
- *   that does not exist (Retriable UnknownTopicOrPartition).
+ *   TopicAuthorizationFailed), an unknown topic with auto-creation off (Fatal UnknownTopic).
+ * - A partition the topic does not have: its records are not written, the send's other partitions are
+ *   (kafkajs drops such records and writes the rest), and the send fails Retriable
+ *   UnknownTopicOrPartition, ambiguous when something was written.
  * - Size: kafkajs writes the records of one send for one partition as one record batch, and the broker
  *   rejects a batch larger than the topic's `max.message.bytes` (Fatal RecordTooLarge). The fake computes
  *   the batch's size as kafkajs encodes it (record format v2, uncompressed), so the limit falls on the same
  *   byte as on a real broker. Like a real broker it appends the other partitions' batches of that send.
+ * - A failed send spanning partitions reports `outcomes` exactly: each record written (where) or
+ *   "notWritten".
  * - Fault injection: fail the next sends, pause until resumed, added latency, "written but the answer was
  *   lost" (the records are appended, then the send fails ambiguously: a resend duplicates them, as a resend
  *   by the application would on a real broker).
@@ -22,7 +27,8 @@
  * given (their key, value and header bytes are not copied): do not reuse a buffer after sending it.
  */
 import { Context, Duration, Effect, Latch, Layer } from "effect"
-import kafkajs from "kafkajs"
+import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import * as Partitioner from "../internal/partitioner.ts"
 import { type Headers, Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
 import type { ReadRecord } from "../reader/TopicReader.ts"
@@ -125,10 +131,6 @@ interface PartitionLog {
 interface TopicState {
   readonly name: string
   readonly partitions: ReadonlyArray<PartitionLog>
-  /** What kafkajs's partitioner reads: every partition has a leader. */
-  readonly partitionMetadata: Array<kafkajs.PartitionMetadata>
-  /** Partitions the partitioner chose for keys (see `partitionFor`), by the key's bytes as latin1. */
-  readonly keyPartitions: Map<string, number>
 }
 
 /**
@@ -146,7 +148,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
     }
 
     const topics = new Map<string, TopicState>()
-    let partitioner = kafkajs.Partitioners.DefaultPartitioner()
+    let partitioner = Partitioner.make()
     let sends = 0
     let stored = 0
     let inFlight = 0
@@ -179,15 +181,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
           batchCount: 0,
           batchBytes: 0,
           batchFirstTimestamp: 0
-        })),
-        partitionMetadata: Array.from({ length: topic.partitions }, (_, partitionId) => ({
-          partitionId,
-          leader: 1,
-          replicas: [1],
-          isr: [1],
-          partitionErrorCode: 0
-        })),
-        keyPartitions: new Map()
+        }))
       }
       topics.set(name, state)
       return state
@@ -226,36 +220,21 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
       return addTopic(name, { partitions: defaultPartitions })
     }
 
-    const callPartitioner = (topic: TopicState, key: Buffer | null): number =>
-      partitioner({ topic: topic.name, partitionMetadata: topic.partitionMetadata, message: { key, value: null } })
-
-    // kafkajs's murmur2 does 64-bit arithmetic on objects (about 1 us a key). For a key the partitioner's
-    // answer depends only on the key's bytes and the partition count, so it is remembered per topic.
-    const partitionFor = (topic: TopicState, key: Uint8Array | null): number => {
-      if (key === null) return callPartitioner(topic, null) // round-robin: must go through the partitioner
-      if (key.byteLength > maxCachedKeyBytes) return callPartitioner(topic, asBuffer(key))
-      const bytes = latin1(key)
-      const cached = topic.keyPartitions.get(bytes)
-      if (cached !== undefined) return cached
-      const partition = callPartitioner(topic, asBuffer(key))
-      if (topic.keyPartitions.size >= maxCachedKeys) topic.keyPartitions.clear()
-      topic.keyPartitions.set(bytes, partition)
-      return partition
-    }
-
     /**
-     * Writes one send, synchronously (so sends never interleave). Metadata errors write nothing; a batch
-     * over its topic's limit is rejected while the send's other batches are appended, as a broker does.
+     * Writes one send, synchronously (so sends never interleave). Metadata errors write nothing; a partition
+     * the topic does not have and a batch over its topic's limit are refused while the send's other batches
+     * are appended, as kafkajs and a broker do.
      */
     const write = (
       records: ReadonlyArray<ProducerRecord>,
       createTime: number
     ): Array<RecordMetadata> | PublishError => {
       const send = ++sendId
-      const logs: Array<PartitionLog> = new Array(records.length)
+      // 1. metadata and partitions (a missing partition leaves its slot undefined)
+      const logs: Array<PartitionLog | undefined> = new Array(records.length)
+      const partitions: Array<number> = new Array(records.length)
       const batches: Array<PartitionLog> = []
       let topic: TopicState | undefined
-      // 1. metadata and partitions; each partition's batch starts at its smallest timestamp (kafkajs)
       for (let i = 0; i < records.length; i++) {
         const record = records[i]!
         if (topic?.name !== record.topic) {
@@ -263,54 +242,69 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
           if (found instanceof Fatal) return found
           topic = found
         }
-        const partition = record.partition ?? partitionFor(topic, record.key)
+        const partition = record.partition ?? partitioner.partition(topic.name, record.key, topic.partitions.length)
+        partitions[i] = partition
         const log = topic.partitions[partition]
-        if (log === undefined) {
-          return new Retriable({
-            reason: "UnknownTopicOrPartition",
-            ambiguous: false,
-            topic: record.topic,
-            partition,
-            message: `This server does not host this topic-partition (${record.topic}-${partition})`
-          })
-        }
         logs[i] = log
-        const timestamp = record.timestamp ?? createTime
-        if (log.batchOf !== send) {
-          log.batchOf = send
-          log.batchCount = 0
-          log.batchBytes = recordBatchOverhead
-          log.batchFirstTimestamp = timestamp
-          batches.push(log)
-        } else if (timestamp < log.batchFirstTimestamp) {
-          log.batchFirstTimestamp = timestamp
-        }
+        if (log !== undefined) startBatch(log, send, record.timestamp ?? createTime, batches)
       }
       // 2. each batch's size, as kafkajs encodes it
       for (let i = 0; i < records.length; i++) {
-        const record = records[i]!
-        const log = logs[i]!
-        const timestampDelta = (record.timestamp ?? createTime) - log.batchFirstTimestamp
-        log.batchBytes += recordBytes(record, log.batchCount++, timestampDelta)
+        const log = logs[i]
+        if (log === undefined) continue
+        const timestampDelta = (records[i]!.timestamp ?? createTime) - log.batchFirstTimestamp
+        log.batchBytes += recordBytes(records[i]!, log.batchCount++, timestampDelta)
       }
-      const rejected = batches.find((log) => log.batchBytes > log.maxMessageBytes)
       // 3. append every accepted batch, in input order
-      const metadata: Array<RecordMetadata> = new Array(records.length)
+      const outcomes: Array<RecordMetadata | "notWritten"> = new Array(records.length)
       for (let i = 0; i < records.length; i++) {
-        const log = logs[i]!
-        if (log.batchBytes > log.maxMessageBytes) continue
-        const record = records[i]!
-        const written: RecordMetadata = {
-          topic: log.topic,
-          partition: log.partition,
-          offset: String(log.records.length),
-          timestamp: record.timestamp ?? createTime
-        }
-        log.records.push(record)
-        log.written.push(written)
-        metadata[i] = written
-        stored++
+        const log = logs[i]
+        outcomes[i] =
+          log === undefined || log.batchBytes > log.maxMessageBytes
+            ? "notWritten"
+            : append(log, records[i]!, createTime)
       }
+      const failure = refusal(records, partitions, logs, batches, outcomes)
+      if (failure === undefined) return outcomes as Array<RecordMetadata>
+      const placements = records.map((record, i) => ({ topic: record.topic, partition: partitions[i]! }))
+      return spansPartitions(placements) ? withOutcomes(failure, outcomes) : failure
+    }
+
+    const startBatch = (log: PartitionLog, send: number, timestamp: number, batches: Array<PartitionLog>) => {
+      // each partition's batch starts at its smallest timestamp (kafkajs)
+      if (log.batchOf !== send) {
+        log.batchOf = send
+        log.batchCount = 0
+        log.batchBytes = recordBatchOverhead
+        log.batchFirstTimestamp = timestamp
+        batches.push(log)
+      } else if (timestamp < log.batchFirstTimestamp) {
+        log.batchFirstTimestamp = timestamp
+      }
+    }
+
+    const append = (log: PartitionLog, record: ProducerRecord, createTime: number): RecordMetadata => {
+      const written: RecordMetadata = {
+        topic: log.topic,
+        partition: log.partition,
+        offset: String(log.records.length),
+        timestamp: record.timestamp ?? createTime
+      }
+      log.records.push(record)
+      log.written.push(written)
+      stored++
+      return written
+    }
+
+    /** The send's error, if a part was refused: a batch too large (as the broker answers), else a missing partition. */
+    const refusal = (
+      records: ReadonlyArray<ProducerRecord>,
+      partitions: ReadonlyArray<number>,
+      logs: ReadonlyArray<PartitionLog | undefined>,
+      batches: ReadonlyArray<PartitionLog>,
+      outcomes: ReadonlyArray<RecordMetadata | "notWritten">
+    ): PublishError | undefined => {
+      const rejected = batches.find((log) => log.batchBytes > log.maxMessageBytes)
       if (rejected !== undefined) {
         return new Fatal({
           reason: "RecordTooLarge",
@@ -322,7 +316,17 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
             `max.message.bytes ${rejected.maxMessageBytes})`
         })
       }
-      return metadata
+      const missing = logs.indexOf(undefined)
+      if (missing < 0) return undefined
+      const topic = records[missing]!.topic
+      const partition = partitions[missing]!
+      return new Retriable({
+        reason: "UnknownTopicOrPartition",
+        ambiguous: outcomes.some((o) => o !== "notWritten"), // the send's other partitions were written
+        topic,
+        partition,
+        message: `This server does not host this topic-partition (${topic}-${partition})`
+      })
     }
 
     const nextInjected = (): InjectedError | undefined => {
@@ -417,7 +421,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
       reset: Effect.suspend(() => {
         topics.clear()
         addInitialTopics()
-        partitioner = kafkajs.Partitioners.DefaultPartitioner()
+        partitioner = Partitioner.make()
         sends = 0
         stored = 0
         failures.length = 0
@@ -508,17 +512,7 @@ const recordBytes = (record: ProducerRecord, offsetDelta: number, timestampDelta
   return varintSize(body) + body
 }
 
-// --- bytes ---------------------------------------------------------------------------------------------
-
-const maxCachedKeys = 10_000
-const maxCachedKeyBytes = 256
-
-/** One char per byte: equal strings for equal bytes, so the string can key a Map. */
-const latin1 = (bytes: Uint8Array): string => String.fromCharCode.apply(null, bytes as unknown as Array<number>)
-
-/** A Buffer over the same bytes (no copy): kafkajs's murmur2 hashes a Buffer, anything else as a string. */
-const asBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+// --- reading back ------------------------------------------------------------------------------------
 
 const textEncoder = new TextEncoder()
 

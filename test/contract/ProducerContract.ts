@@ -204,6 +204,91 @@ export const producerContract = (name: string, harness: HarnessLayer, options: {
       )
     )
 
+    /**
+     * What the topic holds agrees with the error's `outcomes`: a written record is where its outcome says,
+     * a record "notWritten" is not in the topic, "unknown" agrees with anything. Without outcomes the error
+     * applies to every record alike: none of them was written.
+     */
+    const assertOutcomesAgree = (
+      error: PublishError,
+      records: ReadonlyArray<{ readonly value: Uint8Array }>,
+      read: ReadonlyArray<ReadRecord>
+    ) => {
+      const values = read.map((r) => text(r.value))
+      if (error.outcomes === undefined) {
+        for (const r of records) assert.notInclude(values, text(r.value), "no outcomes: nothing was written")
+        return
+      }
+      assert.strictEqual(error.outcomes.length, records.length, "one outcome per record")
+      error.outcomes.forEach((outcome, i) => {
+        const value = text(records[i]!.value)
+        if (outcome === "unknown") return
+        if (outcome === "notWritten") {
+          assert.notInclude(values, value, `record ${i} is not written`)
+          return
+        }
+        const at = read.find((r) => r.partition === outcome.partition && r.offset === outcome.offset)
+        assert.strictEqual(text(at?.value), value, `record ${i} is at ${outcome.partition}/${outcome.offset}`)
+      })
+    }
+
+    it.live("issue 18.7: a send with a partition the topic does not have: the topic holds what the outcomes say", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const producer = yield* Producer
+          const name = uniqueTopic("contract-missing-partition")
+          yield* broker.createTopic(name, { partitions: 2 })
+          const records = [
+            { topic: name, key: null, value: Buffer.from("on-0"), headers: {}, partition: 0 },
+            { topic: name, key: null, value: Buffer.from("on-7"), headers: {}, partition: 7 },
+            { topic: name, key: null, value: Buffer.from("on-1"), headers: {}, partition: 1 }
+          ]
+          const error = failureOf(yield* Effect.exit(producer.send(records))) as PublishError
+          assert.strictEqual(error._tag, "Retriable")
+          assert.strictEqual(error.reason, "UnknownTopicOrPartition")
+          const read = yield* broker.readBack(name)
+          assert.notInclude(
+            read.map((r) => text(r.value)),
+            "on-7"
+          )
+          assertOutcomesAgree(error, records, read)
+          // written records of the other partitions make the failure ambiguous
+          if (read.length > 0) assert.isTrue(error._tag === "Retriable" && error.ambiguous)
+        })
+      )
+    )
+
+    it.live("issue 18.2: a send spanning partitions, one batch too large: outcomes agree with the topic", () =>
+      withBroker(
+        Effect.gen(function* () {
+          const broker = yield* ContractBroker
+          const producer = yield* Producer
+          const name = uniqueTopic("contract-outcomes")
+          yield* broker.createTopic(name, { partitions: 2, maxMessageBytes: 1024 })
+          const records = [
+            { topic: name, key: null, value: Buffer.from("small-0"), headers: {}, partition: 0 },
+            { topic: name, key: null, value: Buffer.from(`big-${"x".repeat(4096)}`), headers: {}, partition: 1 },
+            { topic: name, key: null, value: Buffer.from("small-1"), headers: {}, partition: 0 }
+          ]
+          const error = failureOf(yield* Effect.exit(producer.send(records))) as PublishError
+          assert.strictEqual(error._tag, "Fatal")
+          assert.strictEqual(error.reason, "RecordTooLarge")
+          assert.isDefined(error.outcomes, "a send spanning partitions reports outcomes")
+          assert.isTrue(
+            error.outcomes![1] === "notWritten" || error.outcomes![1] === "unknown",
+            "the oversized record is not reported written"
+          )
+          const read = yield* broker.readBack(name)
+          assert.notInclude(
+            read.map((r) => text(r.value)),
+            text(records[1]!.value)
+          )
+          assertOutcomesAgree(error, records, read)
+        })
+      )
+    )
+
     it.live("a batch answers one receipt per record, in input order", () =>
       withBroker(
         Effect.gen(function* () {

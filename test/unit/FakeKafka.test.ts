@@ -467,12 +467,7 @@ describe("FakeKafka errors", () => {
     withFake(
       Effect.gen(function* () {
         const fake = yield* FakeKafka.FakeKafka
-        const bad: ReadonlyArray<ProducerRecord> = [
-          rec("bad topic", "b"),
-          rec("missing", "b"),
-          rec("secret", "b"),
-          rec("t", "b", "v", { partition: 7 })
-        ]
+        const bad: ReadonlyArray<ProducerRecord> = [rec("bad topic", "b"), rec("missing", "b"), rec("secret", "b")]
         for (const record of bad) {
           const error = yield* sendFailure([rec("t", "a", "v", { partition: 0 }), record, rec("t", "c")])
           assert.isTrue(error instanceof Fatal || error instanceof Retriable)
@@ -486,6 +481,58 @@ describe("FakeKafka errors", () => {
         autoCreateTopics: false,
         unauthorizedTopics: ["secret"]
       }
+    )
+  )
+
+  it.effect("issue 18.7: a missing partition is not written, the send's other partitions are (as kafkajs does)", () =>
+    withFake(
+      Effect.gen(function* () {
+        const fake = yield* FakeKafka.FakeKafka
+        const error = yield* sendFailure([
+          rec("t", "a", "v0", { partition: 0 }),
+          rec("t", "b", "v7", { partition: 7 }),
+          rec("t", "c", "v1", { partition: 1 })
+        ])
+        assertReason(error, "Retriable", "UnknownTopicOrPartition", true)
+        assert.strictEqual(error.partition, 7)
+        assert.deepStrictEqual(
+          (yield* fake.records("t")).map((r) => [r.partition, r.offset]),
+          [
+            [0, "0"],
+            [1, "0"]
+          ]
+        )
+        assert.deepStrictEqual(error.outcomes, [
+          { topic: "t", partition: 0, offset: "0", timestamp: 0 },
+          "notWritten",
+          { topic: "t", partition: 1, offset: "0", timestamp: 0 }
+        ])
+      }),
+      { topics: { t: { partitions: 4 } } }
+    )
+  )
+
+  it.effect("issue 18.2 (fake): RecordTooLarge on one partition: exact outcomes, the others written", () =>
+    withFake(
+      Effect.gen(function* () {
+        const fake = yield* FakeKafka.FakeKafka
+        const error = yield* sendFailure([
+          rec("two", null, "small", { partition: 0 }),
+          rec("two", null, "x".repeat(2000), { partition: 1 }),
+          rec("two", null, "small too", { partition: 0 })
+        ])
+        assertReason(error, "Fatal", "RecordTooLarge")
+        assert.deepStrictEqual(error.outcomes, [
+          { topic: "two", partition: 0, offset: "0", timestamp: 0 },
+          "notWritten",
+          { topic: "two", partition: 0, offset: "1", timestamp: 0 }
+        ])
+        assert.strictEqual(yield* fake.recordCount, 2)
+        // one partition only: the error applies to every record alike, no outcomes
+        const single = yield* sendFailure([rec("two", null, "x".repeat(2000), { partition: 1 })])
+        assert.isUndefined(single.outcomes)
+      }),
+      { topics: { two: { partitions: 2, maxMessageBytes: 1024 } } }
     )
   )
 
