@@ -17,15 +17,25 @@
  *   batch on its own). One batch may carry several topics: the driver's `send` takes any mix.
  * - A batch is sent when it is full (`batchSize` records, or the next call would take it over `batchBytes`),
  *   `linger` after its first record, or at once when senders are waiting for room (lingering would only
- *   delay them). Time is Effect's `Clock`, so `TestClock` drives it.
+ *   delay them). Linger is measured on the `Clock`'s monotonic time (a stepped wall clock changes
+ *   nothing), so `TestClock` drives it.
  * - `batchBytes` bounds the encoded size: each record counts as `recordSize` plus the most Kafka's record
  *   format v2 adds to it (`estimatedSize`), and each batch as 61 bytes of batch header more. So the default,
  *   1 MiB, keeps every record batch under the broker's default `max.message.bytes` (1048588).
  * - At most `maxInFlightBatches` batches are sent at a time (default 1: the idempotent kafkajs driver runs
  *   one request at a time anyway). Records arriving meanwhile join the next batch: that is where batching
  *   comes from under load, even with `linger` 0.
- * - A failed batch fails every caller in it with the batch's error, unchanged (a `Publisher` above then
- *   retries or dead-letters each record on its own). Nothing is dropped silently.
+ * - A failed batch answers each caller by what became of its own records, when the driver says so per
+ *   record (`PublishError.outcomes`, for a send that spans partitions): a caller whose records were all
+ *   written gets its receipts; one with a record whose fate is unknown gets the error marked
+ *   `possiblyDelivered` (a `Publisher` above marks its receipt or dead letter); one with records written
+ *   and not written gets the error with its own records' `outcomes`. The others get the batch's error (a
+ *   `Publisher` above then retries or dead-letters each record on its own). Nothing is dropped silently.
+ * - A batch refused as too large (`RecordTooLarge`, `RecordListTooLarge`: over the topic's
+ *   `max.message.bytes`, which the Batcher does not know) is split, as the Java client splits it: the
+ *   calls certainly not written are resent in two halves, and so on, until each part fits or a single
+ *   call is refused on its own (its caller gets the error). Calls are never split, and the parts go in
+ *   order, holding the batch's in-flight slot, so the order per partition is kept.
  * - Backpressure: at most `maxQueued` records wait in batches. A `send` that does not fit waits (it does
  *   not fail and nothing grows) until batches leave for the producer; waiting calls are admitted first come,
  *   first served. A call larger than `maxQueued` is admitted when the queue is empty.
@@ -38,10 +48,6 @@
  *   waiting are answered: records never sent get `Fatal` "Unknown" (not sent), records in a request without
  *   an answer yet get `Retriable` "Unknown" with `ambiguous: true` (they may have been written).
  * - `inFlight` counts records given to `send` and not answered yet (waiting for room, queued, in flight).
- *
- * A batch error is the error of the whole request. With several partitions in one request, a broker may
- * have written some partitions' records although the request failed (e.g. `RecordTooLarge` on one
- * partition): every caller of the batch gets the same error, whatever became of its own records.
  *
  * Hot path: one `Deferred` per `send` call and plain arrays; no per-record effects.
  */
@@ -59,17 +65,21 @@ import {
   type Scope,
   Semaphore
 } from "effect"
+import { monotonicMillis } from "./internal/deadlines.ts"
+import { millis } from "./internal/duration.ts"
+import { Fifo } from "./internal/fifo.ts"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "./Producer.ts"
-import { Fatal, type PublishError, Retriable } from "./PublishError.ts"
+import { amend, Fatal, type PublishError, type RecordOutcome, Retriable } from "./PublishError.ts"
 
+/** How a batcher batches; every field has a default (`defaults`), after the Java client's names. */
 export interface Options {
   /** How long a batch waits for more records after its first one (Java: `linger.ms`). Default 5 ms. */
   readonly linger?: Duration.Input | undefined
   /** Most records in one batch. Default 500. */
   readonly batchSize?: number | undefined
-  /** Most bytes in one batch, estimated as encoded (see `estimatedSize`). Default 1 MiB. */
+  /** Most bytes in one batch, estimated as encoded (see `estimatedSize`; Java: `batch.size`). Default 1 MiB. */
   readonly batchBytes?: number | undefined
-  /** Most records waiting in batches; a `send` beyond it waits for room. Default 10,000. */
+  /** Most records waiting in batches; a `send` beyond it waits for room (Java: `buffer.memory`). Default 10,000. */
   readonly maxQueued?: number | undefined
   /** Batches sent at the same time (Java: `max.in.flight.requests.per.connection`). Default 1. */
   readonly maxInFlightBatches?: number | undefined
@@ -77,6 +87,7 @@ export interface Options {
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
+/** The defaults of `Options`. */
 export const defaults = {
   linger: Duration.millis(5),
   batchSize: 500,
@@ -94,19 +105,21 @@ export interface Stats {
   readonly queued: number
   /** Records in batches sent to the producer, not answered yet. */
   readonly inFlight: number
-  /** Batches the producer answered with receipts. */
+  /** Requests the producer answered with receipts (a split batch counts each part). */
   readonly batchesSent: number
-  /** Batches the producer failed (every caller in them got the error). */
+  /** Requests the producer failed. */
   readonly batchesFailed: number
-  /** Records of `batchesSent`. */
+  /** Records answered with receipts. */
   readonly recordsSent: number
 }
 
 /** The batching `Producer`, with its counters. */
 export interface Batcher extends Producer {
+  /** The batcher's counters, now. */
   readonly stats: Effect.Effect<Stats>
 }
 
+/** The `Batcher` service tag (provided by `layer` next to the `Producer` it decorates). */
 export const Batcher = Context.Service<Batcher>("effect-kafka-publisher/Batcher")
 
 /**
@@ -126,316 +139,20 @@ export const estimatedSize = (record: ProducerRecord): number => {
   return recordSize(record) + recordOverhead + headers * headerOverhead
 }
 
-/** One `send` call: its records travel together and share one answer. */
-interface Entry {
-  readonly records: ReadonlyArray<ProducerRecord>
-  readonly bytes: number
-  readonly deferred: Deferred.Deferred<ReadonlyArray<RecordMetadata>, PublishError>
-}
-
-interface Batch {
-  readonly entries: Array<Entry>
-  count: number
-  bytes: number
-  /** Clock time of its first record: it is sent `linger` later at the latest. */
-  readonly createdAt: number
-  /** Takes no more calls: full, or already sent. */
-  full: boolean
-}
-
-/** First in, first out over an array and a head index (`Array#shift` is O(n): too slow for long queues). */
-class Fifo<A> {
-  private items: Array<A | undefined> = []
-  private head = 0
-  get size(): number {
-    return this.items.length - this.head
-  }
-  first(): A | undefined {
-    return this.items[this.head]
-  }
-  last(): A | undefined {
-    return this.size === 0 ? undefined : this.items[this.items.length - 1]
-  }
-  push(item: A): void {
-    this.items.push(item)
-  }
-  shift(): A | undefined {
-    if (this.size === 0) return undefined
-    const item = this.items[this.head]
-    this.items[this.head++] = undefined // let it be collected
-    if (this.head === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return item
-  }
-  /** Removes one item (O(n): only for interruptions). */
-  remove(item: A): boolean {
-    const index = this.items.indexOf(item, this.head)
-    if (index < 0) return false
-    this.items.splice(index, 1)
-    return true
-  }
-  /** Empties the queue, returning what it held. */
-  takeAll(): Array<A> {
-    const all = this.items.slice(this.head) as Array<A>
-    this.items = []
-    this.head = 0
-    return all
-  }
-}
-
-const millis = (input: Duration.Input): number => Duration.toMillis(Duration.fromInputUnsafe(input))
-
-const topicOf = (records: ReadonlyArray<ProducerRecord>) => (records.length === 0 ? {} : { topic: records[0]!.topic })
-
-const checkPositive = (name: string, value: number): Effect.Effect<void> =>
-  value >= 1 ? Effect.void : Effect.die(new Error(`Batcher: ${name} must be at least 1, got ${value}`))
-
 /** A scoped batching `Producer` over the `Producer` in context; closing the scope flushes it. */
 export const make = (options: Options = {}): Effect.Effect<Batcher, never, Producer | Scope.Scope> =>
   Effect.gen(function* () {
+    const settings = yield* resolve(options)
     const underlying = yield* Producer
     const clock = yield* Clock.Clock
-    const lingerMillis = millis(options.linger ?? defaults.linger)
-    const batchSize = options.batchSize ?? defaults.batchSize
-    const batchBytes = options.batchBytes ?? defaults.batchBytes
-    const maxQueued = options.maxQueued ?? defaults.maxQueued
-    const maxInFlight = options.maxInFlightBatches ?? defaults.maxInFlightBatches
-    const shutdownTimeout = Duration.fromInputUnsafe(options.shutdownTimeout ?? defaults.shutdownTimeout)
-    yield* checkPositive("batchSize", batchSize)
-    yield* checkPositive("batchBytes", batchBytes)
-    yield* checkPositive("maxQueued", maxQueued)
-    yield* checkPositive("maxInFlightBatches", maxInFlight)
-
-    // Batches not sent yet, oldest first. Only the last one takes more calls; all before it are full.
-    const batches = new Fifo<Batch>()
-    // Calls waiting for room, first come first served.
-    const waiting = new Fifo<Entry>()
-    const inFlightBatches = new Set<Batch>()
-    let waitingRecords = 0
-    let queued = 0
-    let inFlightRecords = 0
-    let batchesSent = 0
-    let batchesFailed = 0
-    let recordsSent = 0
-    let closing = false
-
-    // Wakes the worker when it has something new to decide: a first batch, a full batch, a waiting
-    // caller, closing. Opening an open latch costs nothing.
-    const wake = Latch.makeUnsafe(false)
-    const slots = Semaphore.makeUnsafe(maxInFlight)
-
-    // Latches and deferreds resume their waiters synchronously: wake the worker and answer callers only
-    // once the state is consistent.
-    const enqueue = (entry: Entry): void => {
-      const count = entry.records.length
-      let last = batches.last()
-      let wakeWorker = false
-      if (last === undefined || last.full || last.count + count > batchSize || last.bytes + entry.bytes > batchBytes) {
-        if (last !== undefined) last.full = true
-        last = { entries: [], count: 0, bytes: batchOverhead, createdAt: clock.currentTimeMillisUnsafe(), full: false }
-        batches.push(last)
-        wakeWorker = true // a first batch starts its linger, or the one before just became full
-      }
-      last.entries.push(entry)
-      last.count += count
-      last.bytes += entry.bytes
-      queued += count
-      if (last.count >= batchSize || last.bytes >= batchBytes) {
-        last.full = true
-        wakeWorker = true
-      }
-      if (wakeWorker) wake.openUnsafe()
-    }
-
-    /** Moves waiting calls into batches while they fit; an oversized call only into an empty queue. */
-    const admitWaiting = (): void => {
-      let next = waiting.first()
-      while (next !== undefined) {
-        if (queued > 0 && queued + next.records.length > maxQueued) return
-        waiting.shift()
-        waitingRecords -= next.records.length
-        enqueue(next)
-        next = waiting.first()
-      }
-    }
-
-    /** A caller stopped waiting for room: its records were never accepted, so they are not sent. */
-    const withdraw = (entry: Entry): void => {
-      if (!waiting.remove(entry)) return // already admitted: it will be sent
-      waitingRecords -= entry.records.length
-      admitWaiting() // it may have been the big one at the head holding smaller ones back
-    }
-
-    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
-      Effect.suspend(() => {
-        if (closing) {
-          return Effect.fail(
-            new Fatal({
-              reason: "Unknown",
-              message: "batcher closed: not accepted, nothing was sent",
-              ...topicOf(records)
-            })
-          )
-        }
-        if (records.length === 0) return Effect.succeed([])
-        let bytes = 0
-        for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
-        const entry: Entry = { records, bytes, deferred: Deferred.makeUnsafe() }
-        if (waiting.size === 0 && (queued === 0 || queued + records.length <= maxQueued)) {
-          enqueue(entry)
-          return Deferred.await(entry.deferred)
-        }
-        waiting.push(entry)
-        waitingRecords += records.length
-        wake.openUnsafe() // someone waits for room: stop lingering
-        return Deferred.await(entry.deferred).pipe(Effect.onInterrupt(() => Effect.sync(() => withdraw(entry))))
-      })
-
-    const flatten = (batch: Batch): ReadonlyArray<ProducerRecord> => {
-      if (batch.entries.length === 1) return batch.entries[0]!.records
-      const records: Array<ProducerRecord> = []
-      for (const entry of batch.entries) for (const record of entry.records) records.push(record)
-      return records
-    }
-
-    /** Answers every caller of a sent batch, once (the shutdown timeout may have answered them already). */
-    const settle = (batch: Batch, exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>): void => {
-      if (!inFlightBatches.delete(batch)) return
-      inFlightRecords -= batch.count
-      if (Exit.isSuccess(exit)) {
-        const metadata = exit.value
-        if (metadata.length !== batch.count) {
-          batchesFailed++
-          const broken = Exit.die(
-            new Error(`Batcher: the producer answered ${metadata.length} receipts for ${batch.count} records`)
-          )
-          for (const entry of batch.entries) Deferred.doneUnsafe(entry.deferred, broken)
-          return
-        }
-        batchesSent++
-        recordsSent += batch.count
-        if (batch.entries.length === 1) {
-          Deferred.doneUnsafe(batch.entries[0]!.deferred, exit)
-          return
-        }
-        let offset = 0
-        for (const entry of batch.entries) {
-          const end = offset + entry.records.length
-          Deferred.doneUnsafe(entry.deferred, Exit.succeed(metadata.slice(offset, end)))
-          offset = end
-        }
-        return
-      }
-      batchesFailed++
-      // Interrupted (only after the shutdown timeout): the request may have reached the broker.
-      const outcome = Cause.hasInterruptsOnly(exit.cause)
-        ? Exit.fail(
-            new Retriable({
-              reason: "Unknown",
-              ambiguous: true,
-              message: "batcher closed before the answer came: the records may have been written",
-              ...topicOf(batch.entries[0]!.records)
-            })
-          )
-        : exit
-      for (const entry of batch.entries) Deferred.doneUnsafe(entry.deferred, outcome)
-    }
-
-    const dispatch = (batch: Batch): Effect.Effect<void> =>
-      underlying.send(flatten(batch)).pipe(
-        Effect.onExit((exit) => Effect.sync(() => settle(batch, exit))),
-        Effect.exit, // the outcome went to the callers
-        Effect.asVoid,
-        Effect.ensuring(slots.release(1))
-      )
-
-    // The one fiber that decides when a batch leaves. Callers only append to plain arrays.
-    const worker = Effect.gen(function* () {
-      while (true) {
-        wake.closeUnsafe() // before looking: a change after this reopens it, so no wake-up is lost
-        const head = batches.first()
-        if (head === undefined) {
-          if (closing) break
-          yield* wake.await
-          continue
-        }
-        if (!head.full && !closing && waiting.size === 0) {
-          const wait = head.createdAt + lingerMillis - clock.currentTimeMillisUnsafe()
-          if (wait > 0) {
-            yield* Effect.timeoutOption(wake.await, Duration.millis(wait))
-            continue
-          }
-        }
-        // Take the batch only once a slot is free: records arriving meanwhile still join it.
-        yield* slots.take(1)
-        const batch = batches.shift()
-        if (batch === undefined) {
-          yield* slots.release(1) // answered by the shutdown timeout meanwhile
-          continue
-        }
-        batch.full = true
-        queued -= batch.count
-        inFlightRecords += batch.count
-        inFlightBatches.add(batch)
-        admitWaiting()
-        yield* Effect.forkChild(dispatch(batch))
-      }
-      yield* slots.take(maxInFlight) // every batch answered
-    })
-    const workerFiber = yield* Effect.forkScoped(worker)
-
-    /** After the shutdown timeout: answer every caller still waiting. */
-    const abandon = (): void => {
-      const left = [...batches.takeAll().flatMap((batch) => batch.entries), ...waiting.takeAll()]
-      queued = 0
-      waitingRecords = 0
-      const notSent = Exit.fail(
-        new Fatal({ reason: "Unknown", message: "batcher closed: shutdown timeout passed before it was sent" })
-      )
-      for (const entry of left) Deferred.doneUnsafe(entry.deferred, notSent)
-      for (const batch of [...inFlightBatches]) settle(batch, Exit.interrupt())
-    }
-
+    const state = new State(settings, clock)
+    const worker = yield* Effect.forkScoped(work(state, underlying))
     // Registered after the worker's fork, so it runs first (finalizers run in reverse): flush, then stop.
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function* () {
-        closing = true
-        wake.openUnsafe()
-        const pending = waitingRecords + queued + inFlightRecords
-        if (pending > 0) {
-          yield* Effect.logInfo("batcher closing: flushing").pipe(Effect.annotateLogs({ records: pending }))
-        }
-        const drained = yield* Fiber.await(workerFiber).pipe(
-          Effect.interruptible,
-          Effect.timeoutOption(shutdownTimeout)
-        )
-        if (drained._tag === "None") {
-          yield* Effect.logError("batcher shutdown timeout: answering the records left").pipe(
-            Effect.annotateLogs({ waiting: waitingRecords, queued, inFlight: inFlightRecords })
-          )
-          abandon()
-        }
-      })
-    )
-
+    yield* Effect.addFinalizer(() => close(state, worker))
     return {
-      send,
-      inFlight: Effect.sync(() => waitingRecords + queued + inFlightRecords),
-      stats: Effect.sync(
-        (): Stats => ({
-          waiting: waitingRecords,
-          queued,
-          inFlight: inFlightRecords,
-          batchesSent,
-          batchesFailed,
-          recordsSent
-        })
-      )
+      send: (records) => send(state, records),
+      inFlight: Effect.sync(() => state.pending()),
+      stats: Effect.sync(() => state.stats())
     }
   })
 
@@ -447,3 +164,428 @@ export const layer = (options: Options = {}): Layer.Layer<Producer | Batcher, ne
   Layer.effectContext(
     Effect.map(make(options), (batcher) => Context.make(Producer, batcher).pipe(Context.add(Batcher, batcher)))
   )
+
+// --- settings ------------------------------------------------------------------------------------------
+
+interface Settings {
+  readonly lingerMillis: number
+  readonly batchSize: number
+  readonly batchBytes: number
+  readonly maxQueued: number
+  readonly maxInFlight: number
+  readonly shutdownTimeout: Duration.Duration
+}
+
+const resolve = (options: Options): Effect.Effect<Settings> => {
+  const settings: Settings = {
+    lingerMillis: millis(options.linger ?? defaults.linger),
+    batchSize: options.batchSize ?? defaults.batchSize,
+    batchBytes: options.batchBytes ?? defaults.batchBytes,
+    maxQueued: options.maxQueued ?? defaults.maxQueued,
+    maxInFlight: options.maxInFlightBatches ?? defaults.maxInFlightBatches,
+    shutdownTimeout: Duration.fromInputUnsafe(options.shutdownTimeout ?? defaults.shutdownTimeout)
+  }
+  return Effect.as(
+    Effect.all([
+      checkPositive("batchSize", settings.batchSize),
+      checkPositive("batchBytes", settings.batchBytes),
+      checkPositive("maxQueued", settings.maxQueued),
+      checkPositive("maxInFlightBatches", settings.maxInFlight)
+    ]),
+    settings
+  )
+}
+
+const checkPositive = (name: string, value: number): Effect.Effect<void> =>
+  value >= 1 ? Effect.void : Effect.die(new Error(`Batcher: ${name} must be at least 1, got ${value}`))
+
+// --- state: the queue of batches, the callers waiting for room, the counters --------------------------------
+
+/** One `send` call: its records travel together and share one answer. */
+interface Entry {
+  readonly records: ReadonlyArray<ProducerRecord>
+  readonly bytes: number
+  readonly deferred: Deferred.Deferred<ReadonlyArray<RecordMetadata>, PublishError>
+}
+
+interface Batch {
+  readonly entries: Array<Entry>
+  count: number
+  bytes: number
+  /** Monotonic time (ms) of its first record: it is sent `linger` later at the latest. */
+  readonly createdAt: number
+  /** Takes no more calls: full, or already sent. */
+  full: boolean
+}
+
+/**
+ * Everything the callers, the worker and the requests share. Plain fields, changed only in synchronous
+ * steps. Latches and deferreds resume their waiters synchronously: wake the worker and answer callers
+ * only once the state is consistent.
+ */
+class State {
+  /** Batches not sent yet, oldest first. Only the last one takes more calls; all before it are full. */
+  readonly batches = new Fifo<Batch>()
+  /** Calls waiting for room, first come first served. */
+  readonly waiting = new Fifo<Entry>()
+  readonly inFlightBatches = new Set<Batch>()
+  waitingRecords = 0
+  queued = 0
+  inFlightRecords = 0
+  batchesSent = 0
+  batchesFailed = 0
+  recordsSent = 0
+  closing = false
+  /**
+   * Wakes the worker when it has something new to decide: a first batch, a full batch, a waiting caller,
+   * closing. Opening an open latch costs nothing.
+   */
+  readonly wake = Latch.makeUnsafe(false)
+  readonly slots: Semaphore.Semaphore
+  readonly settings: Settings
+  readonly clock: Clock.Clock
+
+  constructor(settings: Settings, clock: Clock.Clock) {
+    this.settings = settings
+    this.clock = clock
+    this.slots = Semaphore.makeUnsafe(settings.maxInFlight)
+  }
+
+  pending(): number {
+    return this.waitingRecords + this.queued + this.inFlightRecords
+  }
+
+  stats(): Stats {
+    return {
+      waiting: this.waitingRecords,
+      queued: this.queued,
+      inFlight: this.inFlightRecords,
+      batchesSent: this.batchesSent,
+      batchesFailed: this.batchesFailed,
+      recordsSent: this.recordsSent
+    }
+  }
+
+  /** Whether a call of `count` records may join the batches now (else it waits for room). */
+  hasRoom(count: number): boolean {
+    return this.queued === 0 || this.queued + count <= this.settings.maxQueued
+  }
+
+  /** Appends a call to the last batch, or to a new one when it does not fit. */
+  enqueue(entry: Entry): void {
+    const { batchSize, batchBytes } = this.settings
+    const count = entry.records.length
+    let last = this.batches.last()
+    let wakeWorker = false
+    if (last === undefined || last.full || last.count + count > batchSize || last.bytes + entry.bytes > batchBytes) {
+      if (last !== undefined) last.full = true
+      last = { entries: [], count: 0, bytes: batchOverhead, createdAt: monotonicMillis(this.clock), full: false }
+      this.batches.push(last)
+      wakeWorker = true // a first batch starts its linger, or the one before just became full
+    }
+    last.entries.push(entry)
+    last.count += count
+    last.bytes += entry.bytes
+    this.queued += count
+    if (last.count >= batchSize || last.bytes >= batchBytes) {
+      last.full = true
+      wakeWorker = true
+    }
+    if (wakeWorker) this.wake.openUnsafe()
+  }
+
+  /** Moves waiting calls into batches while they fit; an oversized call only into an empty queue. */
+  admitWaiting(): void {
+    let next = this.waiting.first()
+    while (next !== undefined && this.hasRoom(next.records.length)) {
+      this.waiting.shift()
+      this.waitingRecords -= next.records.length
+      this.enqueue(next)
+      next = this.waiting.first()
+    }
+  }
+
+  /** A call that has to wait for room. */
+  wait(entry: Entry): void {
+    this.waiting.push(entry)
+    this.waitingRecords += entry.records.length
+    this.wake.openUnsafe() // someone waits for room: stop lingering
+  }
+
+  /** A caller stopped waiting for room: its records were never accepted, so they are not sent. */
+  withdraw(entry: Entry): void {
+    if (!this.waiting.remove(entry)) return // already admitted: it will be sent
+    this.waitingRecords -= entry.records.length
+    this.admitWaiting() // it may have been the big one at the head holding smaller ones back
+  }
+
+  /** Takes the oldest batch for sending (once a slot is free); undefined if the shutdown timeout took it. */
+  take(): Batch | undefined {
+    const batch = this.batches.shift()
+    if (batch === undefined) return undefined
+    batch.full = true
+    this.queued -= batch.count
+    this.inFlightRecords += batch.count
+    this.inFlightBatches.add(batch)
+    this.admitWaiting()
+    return batch
+  }
+
+  /** A sent batch is done (answered, or abandoned by the shutdown timeout): false if it was already. */
+  finish(batch: Batch): boolean {
+    if (!this.inFlightBatches.delete(batch)) return false
+    this.inFlightRecords -= batch.count
+    return true
+  }
+}
+
+// --- send: what a caller does ------------------------------------------------------------------------------
+
+const send = (
+  state: State,
+  records: ReadonlyArray<ProducerRecord>
+): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+  Effect.suspend(() => {
+    if (state.closing) {
+      return Effect.fail(
+        new Fatal({ reason: "Unknown", message: "batcher closed: not accepted, nothing was sent", ...topicOf(records) })
+      )
+    }
+    if (records.length === 0) return Effect.succeed([])
+    let bytes = 0
+    for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
+    const entry: Entry = { records, bytes, deferred: Deferred.makeUnsafe() }
+    if (state.waiting.size === 0 && state.hasRoom(records.length)) {
+      state.enqueue(entry) // accepted: sent whatever the caller does next
+      return Deferred.await(entry.deferred)
+    }
+    return waitForRoom(state, entry)
+  })
+
+/**
+ * Queues the call for room and waits. Uninterruptible between queueing and installing the withdrawal: an
+ * interruption landing in between (the fiber may yield between any two steps) would leave records queued
+ * that their caller had abandoned; now it is seen only while waiting, and withdraws them.
+ */
+const waitForRoom = (state: State, entry: Entry): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+  Effect.uninterruptibleMask((restore) => {
+    state.wait(entry)
+    return restore(Deferred.await(entry.deferred)).pipe(
+      Effect.onInterrupt(() => Effect.sync(() => state.withdraw(entry)))
+    )
+  })
+
+// --- the worker: when a batch leaves ------------------------------------------------------------------------
+
+/** The one fiber that decides when a batch leaves. Callers only append to plain arrays. */
+const work = (state: State, underlying: Producer): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const { lingerMillis, maxInFlight } = state.settings
+    while (true) {
+      state.wake.closeUnsafe() // before looking: a change after this reopens it, so no wake-up is lost
+      const head = state.batches.first()
+      if (head === undefined) {
+        if (state.closing) break
+        yield* state.wake.await
+        continue
+      }
+      if (!head.full && !state.closing && state.waiting.size === 0) {
+        const wait = head.createdAt + lingerMillis - monotonicMillis(state.clock)
+        if (wait > 0) {
+          yield* Effect.timeoutOption(state.wake.await, Duration.millis(wait))
+          continue
+        }
+      }
+      // Take the batch only once a slot is free: records arriving meanwhile still join it.
+      yield* state.slots.take(1)
+      const batch = state.take()
+      if (batch === undefined) {
+        yield* state.slots.release(1) // answered by the shutdown timeout meanwhile
+        continue
+      }
+      yield* Effect.forkChild(dispatch(state, underlying, batch))
+    }
+    yield* state.slots.take(maxInFlight) // every batch answered
+  })
+
+// --- requests: sending a batch and answering its callers -------------------------------------------------------
+
+/** Sends a batch, answers its callers (splitting it when too large), then frees its slot. */
+const dispatch = (state: State, underlying: Producer, batch: Batch): Effect.Effect<void> =>
+  sendEntries(state, underlying, batch.entries).pipe(
+    Effect.ensuring(
+      Effect.sync(() => {
+        state.finish(batch)
+      })
+    ),
+    Effect.ensuring(state.slots.release(1))
+  )
+
+/** One request for `entries`; each caller is answered from its outcome (see `answer`). */
+const sendEntries = (state: State, underlying: Producer, entries: ReadonlyArray<Entry>): Effect.Effect<void> =>
+  underlying.send(flatten(entries)).pipe(
+    Effect.exit,
+    Effect.flatMap((exit) => answer(state, underlying, entries, exit))
+  )
+
+const flatten = (entries: ReadonlyArray<Entry>): ReadonlyArray<ProducerRecord> => {
+  if (entries.length === 1) return entries[0]!.records
+  const records: Array<ProducerRecord> = []
+  for (const entry of entries) for (const record of entry.records) records.push(record)
+  return records
+}
+
+const answer = (
+  state: State,
+  underlying: Producer,
+  entries: ReadonlyArray<Entry>,
+  exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>
+): Effect.Effect<void> => {
+  if (Exit.isSuccess(exit)) {
+    answerReceipts(state, entries, exit.value)
+    return Effect.void
+  }
+  state.batchesFailed++
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  if (failure === undefined) {
+    // a defect is its callers' defect; an interruption (the shutdown timeout) may have left records written
+    const outcome = Cause.hasInterruptsOnly(exit.cause) ? Exit.fail(interruptedAnswer(entries)) : exit
+    for (const entry of entries) Deferred.doneUnsafe(entry.deferred, outcome)
+    return Effect.void
+  }
+  const resend = answerFailure(state, entries, failure.error)
+  if (resend.length === 0) return Effect.void
+  // Too large: the calls certainly not written go again, in two halves, one after the other (order).
+  const half = Math.ceil(resend.length / 2)
+  const parts = resend.length === 1 ? [resend] : [resend.slice(0, half), resend.slice(half)]
+  return Effect.forEach(parts, (part) => sendEntries(state, underlying, part), { discard: true })
+}
+
+/** A successful request: each caller gets its own receipts, in input order. */
+const answerReceipts = (state: State, entries: ReadonlyArray<Entry>, metadata: ReadonlyArray<RecordMetadata>) => {
+  const count = entries.reduce((n, entry) => n + entry.records.length, 0)
+  if (metadata.length !== count) {
+    state.batchesFailed++
+    const broken = Exit.die(
+      new Error(`Batcher: the producer answered ${metadata.length} receipts for ${count} records`)
+    )
+    for (const entry of entries) Deferred.doneUnsafe(entry.deferred, broken)
+    return
+  }
+  state.batchesSent++
+  state.recordsSent += count
+  if (entries.length === 1) {
+    Deferred.doneUnsafe(entries[0]!.deferred, Exit.succeed(metadata))
+    return
+  }
+  let offset = 0
+  for (const entry of entries) {
+    const end = offset + entry.records.length
+    Deferred.doneUnsafe(entry.deferred, Exit.succeed(metadata.slice(offset, end)))
+    offset = end
+  }
+}
+
+/**
+ * A failed request: answers each caller by its records' outcomes, and returns the calls to resend (those
+ * certainly not written, when the request was refused as too large and a smaller one may pass).
+ */
+const answerFailure = (state: State, entries: ReadonlyArray<Entry>, error: PublishError): Array<Entry> => {
+  const splittable = isTooLarge(error) && entries.length > 1
+  const outcomes = error.outcomes?.length === countOf(entries) ? error.outcomes : undefined
+  const resend: Array<Entry> = []
+  let offset = 0
+  for (const entry of entries) {
+    const own = outcomes?.slice(offset, offset + entry.records.length)
+    offset += entry.records.length
+    const fate = own === undefined ? "notWritten" : fateOf(own)
+    if (fate === "written") {
+      state.recordsSent += entry.records.length
+      Deferred.doneUnsafe(entry.deferred, Exit.succeed(own as ReadonlyArray<RecordMetadata>))
+    } else if (fate === "notWritten" && splittable) {
+      resend.push(entry)
+    } else {
+      Deferred.doneUnsafe(entry.deferred, Exit.fail(entryError(error, own, fate)))
+    }
+  }
+  return resend
+}
+
+/** The request's error as one caller's: its own records' outcomes, marked when some may be written. */
+const entryError = (
+  error: PublishError,
+  own: ReadonlyArray<RecordOutcome> | undefined,
+  fate: "notWritten" | "unknown" | "mixed"
+): PublishError => {
+  // without (usable) outcomes the error applies to every record alike
+  if (own === undefined) return error.outcomes === undefined ? error : amend(error, { outcomes: undefined })
+  return amend(error, { outcomes: own, ...(fate === "notWritten" ? {} : { possiblyDelivered: true }) })
+}
+
+/** What became of one call's records: all written, none written, or some or all unknown (or mixed). */
+const fateOf = (outcomes: ReadonlyArray<RecordOutcome>): "written" | "notWritten" | "unknown" | "mixed" => {
+  let written = 0
+  let notWritten = 0
+  for (const outcome of outcomes) {
+    if (outcome === "unknown") return "unknown"
+    if (outcome === "notWritten") notWritten++
+    else written++
+  }
+  return notWritten === 0 ? "written" : written === 0 ? "notWritten" : "mixed"
+}
+
+const isTooLarge = (error: PublishError): boolean =>
+  error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
+
+const countOf = (entries: ReadonlyArray<Entry>): number => entries.reduce((n, entry) => n + entry.records.length, 0)
+
+const interruptedAnswer = (entries: ReadonlyArray<Entry>) =>
+  new Retriable({
+    reason: "Unknown",
+    ambiguous: true,
+    message: "batcher closed before the answer came: the records may have been written",
+    ...topicOf(entries[0]!.records)
+  })
+
+const topicOf = (records: ReadonlyArray<ProducerRecord>) => (records.length === 0 ? {} : { topic: records[0]!.topic })
+
+// --- closing ----------------------------------------------------------------------------------------------------
+
+/** Stops accepting, flushes what is queued and waiting, and answers what is left at the shutdown timeout. */
+const close = (state: State, worker: Fiber.Fiber<void>): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    state.closing = true
+    state.wake.openUnsafe()
+    const pending = state.pending()
+    if (pending > 0) {
+      yield* Effect.logInfo("batcher closing: flushing").pipe(Effect.annotateLogs({ records: pending }))
+    }
+    const drained = yield* Fiber.await(worker).pipe(
+      Effect.interruptible,
+      Effect.timeoutOption(state.settings.shutdownTimeout)
+    )
+    if (drained._tag === "None") {
+      yield* Effect.logError("batcher shutdown timeout: answering the records left").pipe(
+        Effect.annotateLogs({ waiting: state.waitingRecords, queued: state.queued, inFlight: state.inFlightRecords })
+      )
+      abandon(state)
+    }
+  })
+
+/** After the shutdown timeout: answer every caller still waiting. */
+const abandon = (state: State): void => {
+  const left = [...state.batches.takeAll().flatMap((batch) => batch.entries), ...state.waiting.takeAll()]
+  state.queued = 0
+  state.waitingRecords = 0
+  const notSent = Exit.fail(
+    new Fatal({ reason: "Unknown", message: "batcher closed: shutdown timeout passed before it was sent" })
+  )
+  for (const entry of left) Deferred.doneUnsafe(entry.deferred, notSent)
+  for (const batch of [...state.inFlightBatches]) {
+    if (!state.finish(batch)) continue
+    state.batchesFailed++
+    // callers answered already (a split batch's earlier parts) keep their answer: a deferred completes once
+    const outcome = Exit.fail(interruptedAnswer(batch.entries))
+    for (const entry of batch.entries) Deferred.doneUnsafe(entry.deferred, outcome)
+  }
+}

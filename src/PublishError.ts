@@ -118,14 +118,29 @@ export class DeadLetterFailed extends Schema.TaggedError<DeadLetterFailed>()("De
 export const mayHaveWritten = (error: PublishError): boolean =>
   error.possiblyDelivered === true || (error._tag === "Retriable" && error.ambiguous)
 
-/** The same failure, marked `possiblyDelivered: true` (a new instance; the original is left as it is). */
-export const markPossiblyDelivered = <E extends PublishError>(error: E): E => {
-  if (error.possiblyDelivered === true) return error
+/** What `amend` may change of a failure. */
+export interface Amendment {
+  readonly outcomes?: ReadonlyArray<RecordOutcome> | undefined
+  readonly possiblyDelivered?: boolean | undefined
+}
+
+/** The same failure with `outcomes` and/or `possiblyDelivered` replaced (a new instance). */
+export const amend = <E extends PublishError>(error: E, amendment: Amendment): E => {
   // the fields are own enumerable properties, but for `message` (an Error's own, non-enumerable)
   const { _tag, ...fields } = error as PublishError
-  const marked = { ...fields, message: error.message, possiblyDelivered: true }
-  return (_tag === "Retriable" ? new Retriable(marked as never) : new Fatal(marked as never)) as E
+  const amended: Record<string, unknown> = { ...fields, message: error.message }
+  for (const key of ["outcomes", "possiblyDelivered"] as const) {
+    if (key in amendment) {
+      if (amendment[key] === undefined) delete amended[key]
+      else amended[key] = amendment[key]
+    }
+  }
+  return (_tag === "Retriable" ? new Retriable(amended as never) : new Fatal(amended as never)) as E
 }
+
+/** The same failure, marked `possiblyDelivered: true` (a new instance; the original is left as it is). */
+export const markPossiblyDelivered = <E extends PublishError>(error: E): E =>
+  error.possiblyDelivered === true ? error : amend(error, { possiblyDelivered: true })
 
 export const isRetriable = (error: unknown): error is Retriable =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Retriable"

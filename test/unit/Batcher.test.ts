@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Latch, Layer, Random, Schema, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, Latch, Layer, Random, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "../../src/Producer.ts"
-import { Fatal, type PublishError, Retriable } from "../../src/PublishError.ts"
+import { Fatal, type PublishError, type RecordOutcome, Retriable } from "../../src/PublishError.ts"
+import { makeSteppingClock } from "../support/steppingClock.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
@@ -594,6 +595,167 @@ describe("Batcher", () => {
         Effect.provide(stack),
         Effect.provideService(Random.Random, { nextDoubleUnsafe: () => 0.5, nextIntUnsafe: () => 0 })
       )
+    })
+  )
+})
+
+describe("Batcher on a monotonic clock", () => {
+  it.effect(
+    "issue 18.4: linger is measured on monotonic time: a wall clock stepped back 2 s does not delay a 5 ms linger",
+    () =>
+      Effect.gen(function* () {
+        const stepping = yield* makeSteppingClock
+        yield* Effect.gen(function* () {
+          yield* stepping.adjust(10_000)
+          const recording = makeRecording()
+          const batcher = yield* batcherOver(recording, { linger: "5 millis" })
+          const a = yield* start(batcher, ["a"])
+          yield* settle
+          yield* stepping.stepBack(2_000)
+          yield* stepping.adjust(4)
+          yield* settle
+          assert.deepStrictEqual(recording.sent(), [])
+          yield* stepping.adjust(1)
+          yield* settle
+          assert.deepStrictEqual(recording.sent(), [["a"]])
+          assert.deepStrictEqual(offsets(yield* Fiber.join(a)), ["a"])
+        }).pipe(Effect.provideService(Clock.Clock, stepping.clock))
+      })
+  )
+})
+
+describe("Batcher: failures that are not every record's (issue 18.2)", () => {
+  const written = (value: string, partition: number): RecordMetadata => ({
+    topic: "orders",
+    partition,
+    offset: value,
+    timestamp: 0
+  })
+  const tooLargeWith = (outcomes?: ReadonlyArray<RecordOutcome>) =>
+    new Fatal({
+      reason: "RecordTooLarge",
+      topic: "orders",
+      partition: 1,
+      message: "record batch too large",
+      ...(outcomes === undefined ? {} : { outcomes })
+    })
+
+  it.effect(
+    "issue 18.2a: in a batch spanning partitions, the caller whose partition the broker wrote gets its receipt",
+    () =>
+      Effect.gen(function* () {
+        const recording = makeRecording()
+        const batcher = yield* batcherOver(recording)
+        recording.failNext(tooLargeWith([written("small", 0), "notWritten"]))
+        recording.failNext(tooLargeWith()) // the big one alone: still too large
+        const small = yield* start(batcher, ["small"])
+        const big = yield* start(batcher, ["big"])
+        yield* TestClock.adjust(5)
+        assert.deepStrictEqual(offsets(yield* Fiber.join(small)), ["small"])
+        const error = failureOf(yield* Fiber.await(big))
+        assert.strictEqual(error._tag, "Fatal")
+        assert.strictEqual(error.reason, "RecordTooLarge")
+        assert.deepStrictEqual(recording.sent(), [["small", "big"], ["big"]]) // the small one is never resent
+      })
+  )
+
+  it.effect("issue 18.2a: an entry whose fate is unknown fails marked possiblyDelivered and is not resent", () =>
+    Effect.gen(function* () {
+      const recording = makeRecording()
+      const batcher = yield* batcherOver(recording)
+      recording.failNext(tooLargeWith([written("a", 0), "unknown", "notWritten"]))
+      const a = yield* start(batcher, ["a"])
+      const b = yield* start(batcher, ["b"])
+      const c = yield* start(batcher, ["c"])
+      yield* TestClock.adjust(5)
+      assert.deepStrictEqual(offsets(yield* Fiber.join(a)), ["a"])
+      const unknown = failureOf(yield* Fiber.await(b))
+      assert.isTrue(unknown.possiblyDelivered)
+      assert.deepStrictEqual(offsets(yield* Fiber.join(c)), ["c"]) // certainly not written: resent, delivered
+      assert.deepStrictEqual(recording.sent(), [["a", "b", "c"], ["c"]])
+    })
+  )
+
+  it.effect("issue 18.2a: a retriable failure with outcomes answers the written callers and fails the others", () =>
+    Effect.gen(function* () {
+      const recording = makeRecording()
+      const batcher = yield* batcherOver(recording)
+      const notLeader = new Retriable({
+        reason: "NotLeader",
+        ambiguous: false,
+        message: "not leader",
+        outcomes: [written("a", 0), "notWritten"]
+      })
+      recording.failNext(notLeader)
+      const a = yield* start(batcher, ["a"])
+      const b = yield* start(batcher, ["b"])
+      yield* TestClock.adjust(5)
+      assert.deepStrictEqual(offsets(yield* Fiber.join(a)), ["a"])
+      const error = failureOf(yield* Fiber.await(b))
+      assert.strictEqual(error.reason, "NotLeader")
+      assert.deepStrictEqual(error.outcomes, ["notWritten"]) // its own records' outcomes only
+      assert.deepStrictEqual(recording.sent(), [["a", "b"]]) // the Publisher above retries it
+    })
+  )
+
+  it.effect("issue 18.2a: on FakeKafka, the small record's caller gets Delivered and its record is written once", () =>
+    Effect.gen(function* () {
+      const stack = Publisher.layer().pipe(
+        Layer.provide(Batcher.layer()),
+        Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 2, maxMessageBytes: 2000 } } }))
+      )
+      yield* Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const small = yield* Effect.forkChild(publisher.publishRecord({ ...record("small"), partition: 0 }), {
+          startImmediately: true
+        })
+        const big = yield* Effect.forkChild(publisher.publishRecord({ ...record("x".repeat(3000)), partition: 1 }), {
+          startImmediately: true
+        })
+        yield* TestClock.adjust(5) // one batch, both partitions: partition 0 written, partition 1 refused
+        yield* TestClock.adjust(5) // the big one's dead letter, batched too
+        const delivered = yield* Fiber.join(small)
+        assert.strictEqual(delivered._tag, "Delivered")
+        if (delivered._tag === "Delivered") assert.isFalse(delivered.possibleDuplicate)
+        const deadLettered = yield* Fiber.join(big)
+        assert.strictEqual(deadLettered._tag, "DeadLettered")
+        if (deadLettered._tag === "DeadLettered") assert.isFalse(deadLettered.possiblyDelivered)
+        assert.deepStrictEqual(
+          (yield* fake.records("orders")).map((r) => decoder.decode(r.value!)),
+          ["small"]
+        )
+        assert.strictEqual((yield* fake.records("orders.dlt")).length, 1)
+      }).pipe(Effect.provide(stack))
+    })
+  )
+
+  it.effect("issue 18.2b: a batch over the topic's max.message.bytes is split and resent: every record delivered", () =>
+    Effect.gen(function* () {
+      const topic = Topic.make({ name: "orders", schema: Schema.String })
+      const stack = Publisher.layer().pipe(
+        Layer.provide(Batcher.layer()),
+        Layer.provideMerge(FakeKafka.layer({ maxMessageBytes: 5000, topics: { orders: { partitions: 1 } } }))
+      )
+      yield* Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const events = Array.from({ length: 10 }, (_, i) => `${i}`.padEnd(998, "x")) // 1,000 bytes as JSON
+        const all = yield* Effect.forkChild(publisher.publishAll(topic, events), { startImmediately: true })
+        yield* TestClock.adjust(5)
+        const receipts = yield* Fiber.join(all)
+        assert.deepStrictEqual(
+          receipts.map((r) => r._tag),
+          events.map(() => "Delivered")
+        )
+        assert.deepStrictEqual(
+          (yield* fake.records("orders")).map((r) => decoder.decode(r.value!)),
+          events.map((e) => JSON.stringify(e))
+        ) // each once, in order
+        assert.deepStrictEqual(yield* fake.records("orders.dlt"), [])
+        // 10 -> 5 + 5 -> (2 + 3) + (2 + 3): the two 5s are refused too, the four parts fit
+        assert.strictEqual(yield* fake.sendCount, 7)
+      }).pipe(Effect.provide(stack))
     })
   )
 })
