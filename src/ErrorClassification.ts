@@ -42,13 +42,27 @@
  * | Retriable (ambiguous) / Fatal | Unknown | anything else: retriable if the client marked it retriable, fatal otherwise |
  *
  * `SchemaInvalid` (the event does not encode) never reaches a driver: `Topic` raises it.
+ *
+ * @module
  */
 import { Fatal, type FatalReason, type PublishError, Retriable, type RetriableReason } from "./PublishError.ts"
 
 /** One row of the table: the kind, the reason, and (retriable only) whether the record may have been written. */
 export type Classification =
-  | { readonly kind: "Retriable"; readonly reason: RetriableReason; readonly ambiguous: boolean }
-  | { readonly kind: "Fatal"; readonly reason: FatalReason }
+  | {
+      /** Trying again may succeed. */
+      readonly kind: "Retriable"
+      /** The row's reason. */
+      readonly reason: RetriableReason
+      /** The record may have been written although the request failed. */
+      readonly ambiguous: boolean
+    }
+  | {
+      /** Trying again cannot succeed. */
+      readonly kind: "Fatal"
+      /** The row's reason. */
+      readonly reason: FatalReason
+    }
 
 /** A `Retriable` row; `ambiguous` defaults to false (the request certainly did not write the record). */
 export const retriable = (reason: RetriableReason, ambiguous = false): Classification => ({

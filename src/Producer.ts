@@ -22,6 +22,8 @@
  * - kafkajs: it fails the whole request when one partition's answer is an error and keeps no per-partition
  *   answer, so every record is `"unknown"`; exact only when kafkajs answered and dropped a partition the
  *   topic does not have (written / `"notWritten"`).
+ *
+ * @module
  */
 import { Context, type Effect } from "effect"
 import type { PublishError } from "./PublishError.ts"

@@ -3,6 +3,8 @@
  * (`acks`, `enable.idempotence`, `request.timeout.ms`, `compression.type`), and how to read them from the
  * environment. A driver adds its own settings on top (`KafkaJsProducer.KafkaJsConfig`,
  * `PlatformaticProducer.PlatformaticConfig`).
+ *
+ * @module
  */
 import {
   Config,
@@ -79,18 +81,40 @@ export interface ProducerConfig {
 
 /** The defaults of `ProducerConfig`: the Java client's where it has the setting. */
 export const defaults = {
+  /** "effect-kafka-publisher" (Java: client.id). */
   clientId: "effect-kafka-publisher",
+  /** "all" (Java: acks=all). */
   acks: "all",
+  /** true (Java: enable.idempotence=true). */
   idempotent: true,
+  /** 30 s (Java: request.timeout.ms). */
   requestTimeout: Duration.seconds(30),
+  /** 3 s (Java: socket.connection.setup.timeout.ms is 10 s; kafkajs's default is 1 s). */
   connectionTimeout: Duration.seconds(3),
+  /** true, as kafkajs (Java: allow.auto.create.topics=true). */
   autoCreateTopics: true,
+  /** "none" (Java: compression.type=none). */
   compression: "none",
-  retry: { retries: 5, initialRetryTime: Duration.millis(100), maxRetryTime: Duration.seconds(2) }
+  /** The client's retries of one request. */
+  retry: {
+    /** 5. */
+    retries: 5,
+    /** 100 ms (Java: retry.backoff.ms). */
+    initialRetryTime: Duration.millis(100),
+    /** 2 s. */
+    maxRetryTime: Duration.seconds(2)
+  }
 } as const
 
 /** `acks` as the protocol counts it (the produce request's `acks` field). */
-export const acksValue = { all: -1, leader: 1, none: 0 } as const
+export const acksValue = {
+  /** -1: every in-sync replica. */
+  all: -1,
+  /** 1: the leader. */
+  leader: 1,
+  /** 0: no answer. */
+  none: 0
+} as const
 
 /** Whole milliseconds of a duration setting, as the clients take them. */
 export { millis }
@@ -115,8 +139,11 @@ export const checkIdempotence = (config: ProducerConfig): Effect.Effect<void, Fa
 
 /** The driver's own retries of one request, with defaults filled in, in milliseconds. */
 export const driverRetry = (config: ProducerConfig) => ({
+  /** Retries of one request. */
   retries: config.retry?.retries ?? defaults.retry.retries,
+  /** The first wait, in milliseconds. */
   initialRetryTime: millis(config.retry?.initialRetryTime ?? defaults.retry.initialRetryTime),
+  /** The longest wait, in milliseconds. */
   maxRetryTime: millis(config.retry?.maxRetryTime ?? defaults.retry.maxRetryTime)
 })
 
@@ -162,21 +189,33 @@ export const parseBrokers = Schema.decodeUnknownEffect(BrokerList)
 
 /** Everything but the brokers, for callers that name the brokers themselves. */
 export const optionsConfig = Config.all({
+  /** `KAFKA_CLIENT_ID`. */
   clientId: Config.String("KAFKA_CLIENT_ID").pipe(Config.withDefault(defaults.clientId)),
+  /** `KAFKA_ACKS`: all, leader or none. */
   acks: Config.schema(Schema.Literals(["all", "leader", "none"]), "KAFKA_ACKS").pipe(
     Config.withDefault("all" as const)
   ),
+  /** `KAFKA_IDEMPOTENT`. */
   idempotent: Config.Boolean("KAFKA_IDEMPOTENT").pipe(Config.withDefault(defaults.idempotent)),
+  /** `KAFKA_REQUEST_TIMEOUT`, a duration ("30 seconds"). */
   requestTimeout: Config.Duration("KAFKA_REQUEST_TIMEOUT").pipe(Config.withDefault(defaults.requestTimeout)),
+  /** `KAFKA_CONNECTION_TIMEOUT`, a duration. */
   connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
+  /** `KAFKA_AUTO_CREATE_TOPICS`. */
   autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
+  /** `KAFKA_COMPRESSION`: none, gzip, snappy or zstd. */
   compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "zstd"]), "KAFKA_COMPRESSION").pipe(
     Config.withDefault("none" as const)
   ),
+  /** `KAFKA_SSL`. */
   ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
+  /** `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, all or none. */
   sasl: Config.all({
+    /** `KAFKA_SASL_MECHANISM`: plain, scram-sha-256 or scram-sha-512. */
     mechanism: Config.schema(Schema.Literals(["plain", "scram-sha-256", "scram-sha-512"]), "KAFKA_SASL_MECHANISM"),
+    /** `KAFKA_SASL_USERNAME`. */
     username: Config.String("KAFKA_SASL_USERNAME"),
+    /** `KAFKA_SASL_PASSWORD`, kept `Redacted`. */
     password: Config.Redacted("KAFKA_SASL_PASSWORD")
   }).pipe(Config.option, Config.map(Option.getOrUndefined))
 })

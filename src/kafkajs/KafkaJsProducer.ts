@@ -30,6 +30,8 @@
  * other partitions' batches. Not when the failure certainly came before anything was written (the request
  * never reached kafkajs's produce step, an unknown or invalid topic, authentication), nor when kafkajs
  * answered some partitions and dropped a partition the topic does not have (those are exact).
+ *
+ * @module
  */
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import kafkajs from "kafkajs"
@@ -55,7 +57,11 @@ export interface KafkaJsConfig extends ProducerConfig.ProducerConfig {
 }
 
 /** The defaults of `KafkaJsConfig`: `ProducerConfig.defaults` and `reconnectBackoff` 1 s. */
-export const defaults = { ...ProducerConfig.defaults, reconnectBackoff: Duration.seconds(1) } as const
+export const defaults = {
+  ...ProducerConfig.defaults,
+  /** 1 s (Java: reconnect.backoff.ms is 50 ms, growing to reconnect.backoff.max.ms 1 s). */
+  reconnectBackoff: Duration.seconds(1)
+} as const
 
 const logLevels = {
   nothing: kafkajs.logLevel.NOTHING,

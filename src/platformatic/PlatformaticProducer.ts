@@ -27,6 +27,8 @@
  * when it spans partitions its `outcomes` say so record by record: written (the partitions `produced`
  * lists, with their offsets) or "unknown" (the partitions of the brokers whose request failed: a broker
  * appends the good partitions of a request in which another partition was refused).
+ *
+ * @module
  */
 import { Producer as Client, type MessageToProduce, ProduceAcks, type ProduceResult } from "@platformatic/kafka"
 import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
@@ -53,7 +55,11 @@ export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
 }
 
 /** The defaults of `PlatformaticConfig`: `ProducerConfig.defaults` and `metadataMaxAge` 5 minutes. */
-export const defaults = { ...ProducerConfig.defaults, metadataMaxAge: Duration.minutes(5) } as const
+export const defaults = {
+  ...ProducerConfig.defaults,
+  /** 5 minutes (Java: metadata.max.age.ms). */
+  metadataMaxAge: Duration.minutes(5)
+} as const
 
 const saslMechanisms = { plain: "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512" } as const
 
@@ -70,7 +76,11 @@ const toHeaders = (headers: ProducerRecord["headers"]): Map<Buffer, Buffer> | un
   return out
 }
 
-/** Client options from the config. The password is handed over as a function, so it sits in no options object. */
+/**
+ * Client options from the config. The password is handed over as a function, so it sits in no options object.
+ *
+ * @internal
+ */
 export const clientOptions = (config: PlatformaticConfig) => {
   const idempotent = config.idempotent ?? defaults.idempotent
   const requestTimeout = millis(config.requestTimeout ?? defaults.requestTimeout)

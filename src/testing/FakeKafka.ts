@@ -25,6 +25,8 @@
  *
  * Time comes from Effect's `Clock`, so `TestClock` controls timestamps and latency. Records are stored as
  * given (their key, value and header bytes are not copied): do not reuse a buffer after sending it.
+ *
+ * @module
  */
 import { Context, Duration, Effect, Latch, Layer } from "effect"
 import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
@@ -57,8 +59,11 @@ export interface Options {
 
 /** The defaults of `Options`. */
 export const defaults = {
+  /** true, a broker's `auto.create.topics.enable`. */
   autoCreateTopics: true,
+  /** 1, a broker's `num.partitions`. */
   defaultPartitions: 1,
+  /** 1048588, a broker's `message.max.bytes`. */
   maxMessageBytes: 1_048_588
 } as const
 
