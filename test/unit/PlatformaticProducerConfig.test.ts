@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Redacted } from "effect"
+import { Effect, Exit, Redacted } from "effect"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 
 describe("PlatformaticProducer.clientOptions", () => {
@@ -49,4 +49,16 @@ describe("PlatformaticProducer.clientOptions", () => {
     expect(PlatformaticProducer.clientOptions({ brokers: ["b:1"], idempotent: false, acks: "none" }).acks).toBe(0)
     expect(PlatformaticProducer.clientOptions({ brokers: ["b:1"], ssl: true }).tls).toEqual({})
   })
+})
+
+describe("PlatformaticProducer.make", () => {
+  it.effect("idempotence with acks other than all fails with a typed Fatal InvalidConfig, before any connection", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(PlatformaticProducer.make({ brokers: ["127.0.0.1:1"], acks: "none" }))
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail")?.error : undefined
+      expect(error).toMatchObject({ _tag: "Fatal", reason: "InvalidConfig" })
+      expect(error?.message).toContain("acks=all")
+    }).pipe(Effect.scoped)
+  )
 })
