@@ -12,13 +12,21 @@
  * | `attempts` | how many sends were tried |
  * | `failedAt` | ISO-8601 time of the failure |
  * | `ambiguous` | `true` when the record may have reached the original topic as well (an attempt failed ambiguously) |
+ * | `originalValueSize` | only when the dead letter is without its value: the value's size in bytes |
+ *
+ * These headers are always this failure's own: a record dead-lettered again (replayed from a DLT, failed
+ * again) loses the ones it carried before. A record too large for the dead-letter topic as well (a
+ * `RecordTooLarge` answer to the dead-letter write) is written once more without its value, with
+ * `originalValueSize` instead: the key, headers and why-headers say which record it was and why; the value
+ * is not kept anywhere by this library (keep it upstream if it must be recoverable). Only if that fails too
+ * is the result `DeadLetterFailed`.
  *
  * The record's own headers are kept. `recover` is plain error recovery (`Effect.catchTags`), usable on its
  * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
  * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
  */
 import { Clock, Duration, Effect, Predicate } from "effect"
-import type { HeaderValue, Producer, ProducerRecord } from "./Producer.ts"
+import type { HeaderValue, Producer, ProducerRecord, RecordMetadata } from "./Producer.ts"
 import { DeadLetterFailed, type Fatal, mayHaveWritten, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
 
@@ -40,7 +48,8 @@ export const headerNames = {
   originalPartition: "originalPartition",
   attempts: "attempts",
   failedAt: "failedAt",
-  ambiguous: "ambiguous"
+  ambiguous: "ambiguous",
+  originalValueSize: "originalValueSize"
 } as const
 
 /** Kafka limits nothing here, but a multi-megabyte stack of messages helps no one reading a DLT. */
@@ -113,20 +122,14 @@ export const send = (
       failedAt,
       possiblyDelivered
     })
-    const timeout = Duration.fromInputUnsafe(options.timeout ?? defaultTimeout)
-    const [metadata] = yield* producer.send([record]).pipe(
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () =>
-          Effect.fail(
-            new Retriable({
-              reason: "DeliveryTimeout",
-              ambiguous: true,
-              topic: deadLetterTopic,
-              message: `dead-letter write not acknowledged within ${Duration.format(timeout)}`
-            })
-          )
-      }),
+    const write = writeBounded(producer, Duration.fromInputUnsafe(options.timeout ?? defaultTimeout))
+    const [metadata] = yield* write(record).pipe(
+      // too large for the dead-letter topic as well: keep what says which record it was, drop the value
+      Effect.catch((deadLetterError) =>
+        isTooLarge(deadLetterError) && record.value !== null
+          ? write(withoutValue(record))
+          : Effect.fail(deadLetterError)
+      ),
       Effect.mapError(
         (deadLetterError) =>
           new DeadLetterFailed({
@@ -155,6 +158,35 @@ export const send = (
       attributes: { "messaging.system": "kafka", "messaging.operation.name": "send", "error.type": errorType(error) }
     })
   )
+
+/** One dead-letter write, bounded by `timeout` (a `Retriable` `DeliveryTimeout`, ambiguous, when it passes). */
+const writeBounded =
+  (producer: Producer, timeout: Duration.Duration) =>
+  (record: ProducerRecord): Effect.Effect<ReadonlyArray<RecordMetadata>, Retriable | Fatal> =>
+    producer.send([record]).pipe(
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () =>
+          Effect.fail(
+            new Retriable({
+              reason: "DeliveryTimeout",
+              ambiguous: true,
+              topic: record.topic,
+              message: `dead-letter write not acknowledged within ${Duration.format(timeout)}`
+            })
+          )
+      })
+    )
+
+const isTooLarge = (error: Retriable | Fatal): boolean =>
+  error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
+
+/** The dead letter without the value, and the value's size in its place (header `originalValueSize`). */
+const withoutValue = (record: ProducerRecord): ProducerRecord => ({
+  ...record,
+  value: null,
+  headers: { ...record.headers, [headerNames.originalValueSize]: String(record.value?.byteLength ?? 0) }
+})
 
 /**
  * Error recovery: a `Retriable` (retries exhausted) or `Fatal` failure of `self` dead-letters `record`.

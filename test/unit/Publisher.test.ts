@@ -146,7 +146,7 @@ describe("Publisher", () => {
       Effect.gen(function* () {
         const publisher = yield* Publisher.Publisher
         const fake = yield* FakeKafka.FakeKafka
-        yield* fake.failNext(2, tooLarge)
+        yield* fake.failNext(3, tooLarge) // the record, its dead letter, and the dead letter without its value
         const error = failureOf(yield* Effect.exit(publisher.publish(orders, order(1))))
         assert.strictEqual(error._tag, "DeadLetterFailed")
         if (error._tag !== "DeadLetterFailed") return
@@ -404,7 +404,7 @@ describe("Publisher with a circuit breaker, health and metrics", () => {
       yield* Fiber.join(retried)
       yield* fake.failNext(1, tooLarge) // dead-lettered
       yield* publisher.publish(orders, order(3))
-      yield* fake.failNext(2, tooLarge) // dead-letter write fails too
+      yield* fake.failNext(3, tooLarge) // dead-letter write fails too, with and without the value
       yield* Effect.exit(publisher.publish(orders, order(4)))
 
       const attrs = {
@@ -472,5 +472,50 @@ describe("issue 18: failures after an ambiguous attempt", () => {
         }),
         { deadLetter: false }
       )
+  )
+})
+
+describe("issue 18: a record too large for the broker", () => {
+  it.effect(
+    "issue 18 (suspicion): a record too large for the dead-letter topic too is dead-lettered without its value, with its size",
+    () =>
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const fake = yield* FakeKafka.FakeKafka
+        const big = {
+          topic: "orders",
+          key: new TextEncoder().encode("user-1"),
+          value: new Uint8Array(3000),
+          headers: { eventType: "OrderPlaced" }
+        }
+        const receipt = yield* publisher.publishRecord(big)
+        assert.strictEqual(receipt._tag, "DeadLettered")
+        if (receipt._tag === "DeadLettered") assert.strictEqual(receipt.error.reason, "RecordTooLarge")
+        const [dead] = yield* fake.records("orders.dlt")
+        assert.isNull(dead!.value)
+        assert.strictEqual(text(dead!.key), "user-1")
+        assert.strictEqual(text(dead!.headers.eventType), "OrderPlaced")
+        assert.strictEqual(text(dead!.headers.errorType), "Fatal.RecordTooLarge")
+        assert.strictEqual(text(dead!.headers.originalValueSize), "3000")
+        assert.deepStrictEqual(yield* fake.records("orders"), [])
+      }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provideMerge(FakeKafka.layer({ maxMessageBytes: 2000 })))))
+  )
+
+  it.effect("a record the dead-letter topic takes whole keeps its value there", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const fake = yield* FakeKafka.FakeKafka
+      const big = { topic: "orders", key: null, value: new Uint8Array(3000), headers: {} }
+      yield* publisher.publishRecord(big)
+      const [dead] = yield* fake.records("orders.dlt")
+      assert.strictEqual(dead!.value?.byteLength, 3000)
+      assert.isUndefined(dead!.headers.originalValueSize)
+    }).pipe(
+      Effect.provide(
+        Publisher.layer().pipe(
+          Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 1, maxMessageBytes: 2000 } } }))
+        )
+      )
+    )
   )
 })
