@@ -226,7 +226,7 @@ const makeSessions = (
       if (session.failed) {
         await renew()
         // the caller may have given up while the new session connected: then nothing may go out
-        if (signal.aborted) throw new SendCancelled()
+        if (signal.aborted) throw new SendQueue.SendCancelled()
       }
       const current = session
       try {
@@ -249,8 +249,6 @@ const makeSessions = (
       })
     }
   })
-
-const { SendCancelled } = SendQueue
 
 // --- 4. one send -------------------------------------------------------------------------------------
 
