@@ -50,6 +50,8 @@
  * - `inFlight` counts records given to `send` and not answered yet (waiting for room, queued, in flight).
  *
  * Hot path: one `Deferred` per `send` call and plain arrays; no per-record effects.
+ *
+ * @module
  */
 import {
   Cause,
@@ -89,11 +91,17 @@ export interface Options {
 
 /** The defaults of `Options`. */
 export const defaults = {
+  /** 5 ms (Java `linger.ms` defaults to 5 since Kafka 4.0). */
   linger: Duration.millis(5),
+  /** 500 records. */
   batchSize: 500,
+  /** 1 MiB: with the per-batch overhead, under the broker's default `message.max.bytes` (1048588). */
   batchBytes: 1_048_576,
+  /** 10,000 records. */
   maxQueued: 10_000,
+  /** 1 batch at a time (the idempotent kafkajs driver runs one request at a time anyway). */
   maxInFlightBatches: 1,
+  /** 30 s. */
   shutdownTimeout: Duration.seconds(30)
 } as const
 

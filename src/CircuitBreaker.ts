@@ -35,15 +35,19 @@
  * `onStateChange` option. Transitions are serialized (the state lives in a `SynchronizedRef`), so the
  * gauge and the callback see them in order; `onStateChange` runs while the breaker holds its lock: keep it
  * short and do not call the breaker (`protect`, `state`) from it.
+ *
+ * @module
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, SynchronizedRef } from "effect"
 import { monotonicMillis } from "./internal/deadlines.ts"
 import { isRetriable } from "./PublishError.ts"
 
+/** The breaker's state: `Closed` lets calls through, `Open` rejects them, `HalfOpen` lets one trial through. */
 export type State = "Closed" | "Open" | "HalfOpen"
 
 /** The breaker rejected the call without running it. */
 export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen", {
+  /** Why, and when the next trial call goes through. */
   message: Schema.String,
   /** When the breaker last opened (epoch ms, from the `Clock`). */
   openedAt: Schema.Number,
@@ -56,13 +60,17 @@ export class CircuitOpen extends Schema.TaggedError<CircuitOpen>()("CircuitOpen"
   possiblyDelivered: Schema.Boolean
 }) {}
 
+/** One transition of the breaker, as `onStateChange` gets it. */
 export interface StateChange {
+  /** The state before. */
   readonly from: State
+  /** The state after. */
   readonly to: State
   /** When it happened (epoch ms, from the `Clock`). */
   readonly at: number
 }
 
+/** How the breaker opens and recovers; every field has a default (`defaults`). */
 export interface Options {
   /** Consecutive failures that open the breaker. Default 5. */
   readonly failureThreshold?: number | undefined
@@ -74,6 +82,7 @@ export interface Options {
   readonly onStateChange?: ((change: StateChange) => Effect.Effect<void>) | undefined
 }
 
+/** A circuit breaker: `protect` an effect with it, read its `state`. */
 export interface CircuitBreaker {
   /** Runs `self` if the breaker lets it through (else fails with `CircuitOpen`) and records its outcome. */
   readonly protect: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitOpen, R>
@@ -81,14 +90,20 @@ export interface CircuitBreaker {
   readonly state: Effect.Effect<State>
 }
 
+/** The `CircuitBreaker` service tag: the `Publisher` puts its sends behind it when one is provided. */
 export const CircuitBreaker = Context.Service<CircuitBreaker>("effect-kafka-publisher/CircuitBreaker")
 
+/** The defaults of `Options`. */
 export const defaults = {
+  /** 5 consecutive failures open the breaker. */
   failureThreshold: 5,
+  /** 30 s open before a trial call. */
   resetTimeout: Duration.seconds(30),
+  /** `Retriable` errors count as failures (the broker is down or slow); `Fatal` ones prove it is up. */
   isFailure: isRetriable
 } as const
 
+/** The gauge `kafka.publisher.circuit_breaker.state`: 0 closed, 1 half-open, 2 open (see `gaugeValue`). */
 export const stateGauge = Metric.gauge("kafka.publisher.circuit_breaker.state", {
   description: "Circuit breaker state: 0 closed, 1 half-open, 2 open"
 })
@@ -119,6 +134,7 @@ type Admission =
 
 type Outcome = "success" | "failure" | "ignored"
 
+/** A circuit breaker, closed (its gauge set to 0). */
 export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function* () {
     const threshold = options.failureThreshold ?? defaults.failureThreshold
@@ -242,4 +258,5 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
     return CircuitBreaker.of({ protect, state })
   })
 
+/** The `CircuitBreaker` service, for the `Publisher` (and `Health.layer`) to find. */
 export const layer = (options: Options = {}): Layer.Layer<CircuitBreaker> => Layer.effect(CircuitBreaker, make(options))

@@ -24,12 +24,15 @@
  * The record's own headers are kept. `recover` is plain error recovery (`Effect.catchTags`), usable on its
  * own around any send: success passes through, a `Retriable` or `Fatal` failure becomes a `DeadLettered`
  * receipt, and a failing dead-letter write becomes `DeadLetterFailed` holding both causes.
+ *
+ * @module
  */
 import { Clock, Duration, Effect, Predicate } from "effect"
 import type { HeaderValue, Producer, ProducerRecord, RecordMetadata } from "./Producer.ts"
 import { DeadLetterFailed, type Fatal, mayHaveWritten, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
 
+/** Where dead letters go and how long their write may take. */
 export interface Options {
   /** The dead-letter topic for a topic. Default: `<topic>.dlt`. */
   readonly topicName?: ((topic: string) => string) | undefined
@@ -37,18 +40,29 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
 }
 
+/** 30 s: the bound of one dead-letter write. */
 export const defaultTimeout = Duration.seconds(30)
 
+/** `<topic>.dlt`, the default dead-letter topic of a topic. */
 export const defaultTopicName = (topic: string): string => `${topic}.dlt`
 
+/** The names of the headers that say why a record was dead-lettered (see the table above). */
 export const headerNames = {
+  /** `Retriable.<reason>` or `Fatal.<reason>`. */
   errorType: "errorType",
+  /** The error message, at most 4,096 UTF-16 units. */
   errorMessage: "errorMessage",
+  /** The topic the record was meant for. */
   originalTopic: "originalTopic",
+  /** Its partition, when known. */
   originalPartition: "originalPartition",
+  /** Sends tried. */
   attempts: "attempts",
+  /** ISO-8601 time of the failure. */
   failedAt: "failedAt",
+  /** `true` when the record may be in the original topic as well. */
   ambiguous: "ambiguous",
+  /** The value's size in bytes, when the dead letter is written without it (too large). */
   originalValueSize: "originalValueSize"
 } as const
 
@@ -72,6 +86,7 @@ const ownHeaders = (headers: ProducerRecord["headers"]): Record<string, HeaderVa
   return own
 }
 
+/** The `errorType` header of a failure: `Retriable.<reason>` or `Fatal.<reason>` (also the metrics' `error.type`). */
 export const errorType = (error: Retriable | Fatal): string => `${error._tag}.${error.reason}`
 
 /** The dead-letter record for a failed one: the original bytes, the original headers, and why it failed. */

@@ -24,26 +24,41 @@
  *
  * `httpStatus(report)` maps a report to an HTTP status: 200 for healthy and degraded (still serving),
  * 503 for unhealthy.
+ *
+ * @module
  */
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { type State as BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
 import { monotonicMillis } from "./internal/deadlines.ts"
 
+/** What one publish ended in, for the window: delivered, failed, or dead-lettered. */
 export type Outcome = "success" | "failure" | "deadLettered"
 
+/** The health status: `healthy`, `degraded` (still serving), `unhealthy` (503). */
 export type Status = "healthy" | "degraded" | "unhealthy"
 
+/** What `check` answers (and a health endpoint serves). */
 export interface HealthReport {
+  /** The worst status any rule gave. */
   readonly status: Status
   /** Why the status is not healthy, in words; empty when healthy. */
   readonly reasons: ReadonlyArray<string>
   /** `failures / total` over the window; 0 without traffic. */
   readonly errorRate: number
-  readonly window: { readonly total: number; readonly failures: number; readonly deadLettered: number }
+  /** Counts over the window. */
+  readonly window: {
+    /** Publishes that ended in the window. */
+    readonly total: number
+    /** Of them, those that ended in an error. */
+    readonly failures: number
+    /** Of them, those that were dead-lettered. */
+    readonly deadLettered: number
+  }
   /** Present when the health has a breaker to read. */
   readonly breaker?: BreakerState
 }
 
+/** The window and the thresholds; every field has a default (`defaults`). */
 export interface Options {
   /** How far back outcomes count. Default 60 s. */
   readonly window?: Duration.Input | undefined
@@ -60,18 +75,26 @@ export interface Options {
   readonly breakerState?: Effect.Effect<BreakerState> | undefined
 }
 
+/** The health service: the `Publisher` records every outcome; an endpoint calls `check`. */
 export interface Health {
   /** Counts one publish outcome in the current time bucket. */
   readonly record: (outcome: Outcome) => Effect.Effect<void>
+  /** The report over the current window (and the breaker's state, when there is one). */
   readonly check: Effect.Effect<HealthReport>
 }
 
+/** The `Health` service tag: the `Publisher` records outcomes into it when one is provided. */
 export const Health = Context.Service<Health>("effect-kafka-publisher/Health")
 
+/** The defaults of `Options`. */
 export const defaults = {
+  /** The last 60 s. */
   window: Duration.seconds(60),
+  /** Above 10 % errors: degraded. */
   degradedErrorRate: 0.1,
+  /** Above 50 % errors: unhealthy. */
   unhealthyErrorRate: 0.5,
+  /** At least 10 publishes before the error rate judges. */
   minSamples: 10
 } as const
 
@@ -82,6 +105,7 @@ const statusRank: Readonly<Record<Status, number>> = { healthy: 0, degraded: 1, 
 
 const percent = (rate: number): string => `${Math.round(rate * 1000) / 10} %`
 
+/** A health window with no outcomes yet (healthy). */
 export const make = (options: Options = {}): Effect.Effect<Health> =>
   Effect.sync(() => {
     const windowMs = Duration.toMillis(options.window ?? defaults.window)

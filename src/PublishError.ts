@@ -10,9 +10,12 @@
  * `ambiguous` is true when the record may have been written although the publish failed (a request timed out
  * or the connection broke after the request was sent, or the delivery timeout expired). Resending such a
  * record can duplicate it; receipts of publishes that succeeded after an ambiguous attempt say so.
+ *
+ * @module
  */
 import { Data, Schema } from "effect"
 
+/** Why a failure may succeed when tried again: the rows of the classification table that retry. */
 export const RetriableReason = Schema.Literals([
   "BrokerUnavailable",
   "ConnectionClosed",
@@ -25,8 +28,10 @@ export const RetriableReason = Schema.Literals([
   "DeliveryTimeout",
   "Unknown"
 ])
+/** One `RetriableReason`. */
 export type RetriableReason = typeof RetriableReason.Type
 
+/** Why a failure cannot succeed when tried again: the rows of the classification table that do not retry. */
 export const FatalReason = Schema.Literals([
   "SchemaInvalid",
   "InvalidRecord",
@@ -42,13 +47,18 @@ export const FatalReason = Schema.Literals([
   "ProducerFenced",
   "Unknown"
 ])
+/** One `FatalReason`. */
 export type FatalReason = typeof FatalReason.Type
 
 /** Where a record was written (`Producer.RecordMetadata`), as a Schema. */
 export const WrittenRecord = Schema.Struct({
+  /** The topic written to. */
   topic: Schema.String,
+  /** The partition written to. */
   partition: Schema.Number,
+  /** The record's offset, a decimal string (Kafka offsets are 64-bit). */
   offset: Schema.String,
+  /** The record's timestamp, ms since the epoch. */
   timestamp: Schema.Number
 })
 
@@ -61,9 +71,13 @@ export const RecordOutcome = Schema.Union([WrittenRecord, Schema.Literals(["notW
 export type RecordOutcome = typeof RecordOutcome.Type
 
 const commonFields = {
+  /** What went wrong, in words. */
   message: Schema.String,
+  /** The topic of the failed send, when known. */
   topic: Schema.optional(Schema.String),
+  /** The partition the failure is about, when known. */
   partition: Schema.optional(Schema.Number),
+  /** The driver's own error. */
   cause: Schema.optional(Schema.Defect()),
   /**
    * Set by a driver when a send of records in more than one partition failed: one outcome per record, in
@@ -81,13 +95,16 @@ const commonFields = {
 /** A failure that may succeed when tried again. */
 export class Retriable extends Schema.TaggedError<Retriable>()("Retriable", {
   ...commonFields,
+  /** Which row of the classification table matched. */
   reason: RetriableReason,
+  /** The record may have been written although this attempt failed: a resend may duplicate it. */
   ambiguous: Schema.Boolean
 }) {}
 
 /** A failure that cannot succeed when tried again: retrying it would only be a retry storm. */
 export class Fatal extends Schema.TaggedError<Fatal>()("Fatal", {
   ...commonFields,
+  /** Which row of the classification table matched. */
   reason: FatalReason
 }) {}
 
@@ -96,7 +113,9 @@ export type PublishError = Retriable | Fatal
 
 /** The publisher's scope is closing or closed: the event was not accepted, nothing was sent. */
 export class PublisherClosed extends Schema.TaggedError<PublisherClosed>()("PublisherClosed", {
+  /** Says the publisher is shutting down. */
   message: Schema.String,
+  /** The topic of the refused publish. */
   topic: Schema.String
 }) {}
 
@@ -105,10 +124,15 @@ export class PublisherClosed extends Schema.TaggedError<PublisherClosed>()("Publ
  * nothing is swallowed.
  */
 export class DeadLetterFailed extends Schema.TaggedError<DeadLetterFailed>()("DeadLetterFailed", {
+  /** Both failures, in words. */
   message: Schema.String,
+  /** The topic the record was meant for. */
   topic: Schema.String,
+  /** The dead-letter topic the write failed on. */
   deadLetterTopic: Schema.String,
+  /** Why the record was not delivered. */
   original: Schema.Union([Retriable, Fatal]),
+  /** Why the dead-letter write failed. */
   deadLetterError: Schema.Union([Retriable, Fatal]),
   /** An attempt failed ambiguously: the original topic may hold the record. */
   possiblyDelivered: Schema.Boolean
@@ -120,7 +144,9 @@ export const mayHaveWritten = (error: PublishError): boolean =>
 
 /** What `amend` may change of a failure. */
 export interface Amendment {
+  /** The new `outcomes`; `undefined` removes them. */
   readonly outcomes?: ReadonlyArray<RecordOutcome> | undefined
+  /** The new `possiblyDelivered`; `undefined` removes it. */
   readonly possiblyDelivered?: boolean | undefined
 }
 
@@ -142,16 +168,27 @@ export const amend = <E extends PublishError>(error: E, amendment: Amendment): E
 export const markPossiblyDelivered = <E extends PublishError>(error: E): E =>
   error.possiblyDelivered === true ? error : amend(error, { possiblyDelivered: true })
 
+/** Whether a value is a `Retriable` failure (by its `_tag`, so a copy from another realm counts too). */
 export const isRetriable = (error: unknown): error is Retriable =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Retriable"
 
+/** Whether a value is a `Fatal` failure (by its `_tag`). */
 export const isFatal = (error: unknown): error is Fatal =>
   typeof error === "object" && error !== null && (error as { _tag?: unknown })._tag === "Fatal"
 
 /** `publishAll` settled every event and some failed: the receipts of the others are kept, by index. */
 export class PublishAllFailed extends Data.TaggedError("PublishAllFailed")<{
+  /** How many of how many failed. */
   readonly message: string
+  /** The topic of the `publishAll`. */
   readonly topic: string
+  /** One per event, by index: its receipt, or `undefined` where it failed. */
   readonly receipts: ReadonlyArray<unknown>
-  readonly failures: ReadonlyArray<{ readonly index: number; readonly error: unknown }>
+  /** The failures, each with its event's index. */
+  readonly failures: ReadonlyArray<{
+    /** The event's index in the input. */
+    readonly index: number
+    /** What its publish failed with (a `PublishFailure`). */
+    readonly error: unknown
+  }>
 }> {}

@@ -29,6 +29,8 @@
  * follows an ambiguous attempt says so: a dead letter has `ambiguous: true` and `possiblyDelivered`, and an
  * error returned to the caller (`Retriable`, `Fatal`, `CircuitOpen`) has `possiblyDelivered: true`. A
  * caller that resends after such an error may duplicate the record.
+ *
+ * @module
  */
 import {
   Context,
@@ -112,8 +114,11 @@ export const Publisher = Context.Service<Publisher>("effect-kafka-publisher/Publ
 
 /** The defaults of `Options` (Java: `delivery.timeout.ms` 120 s). */
 export const defaults = {
+  /** 120 s, Java's `delivery.timeout.ms`. */
   deliveryTimeout: Duration.seconds(120),
+  /** 30 s. */
   shutdownTimeout: Duration.seconds(30),
+  /** 16 events of one `publishAll` at a time. */
   concurrency: 16
 } as const
 

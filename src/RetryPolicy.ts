@@ -7,10 +7,13 @@
  *
  * These are application-level retries: each one resends the record. Which failures are safe to resend is
  * discussed in `Publisher` (the idempotence decision); drivers retry in-flight requests themselves.
+ *
+ * @module
  */
 import { Duration, Effect, Schedule } from "effect"
 import { isRetriable } from "./PublishError.ts"
 
+/** The shape of the backoff; every field has a default (`defaults`). */
 export interface Options {
   /** Delay before the first retry. Default 100 ms. */
   readonly initialDelay?: Duration.Input | undefined
@@ -30,14 +33,21 @@ export interface Options {
  */
 export type RetryPolicy = Schedule.Schedule<Duration.Duration, unknown>
 
+/** The defaults of `Options`. */
 export const defaults = {
+  /** 100 ms (Java's `retry.backoff.ms`). */
   initialDelay: Duration.millis(100),
+  /** Doubling. */
   factor: 2,
+  /** 10 s (longer than Java's `retry.backoff.max.ms`, 1 s: each retry here is a resend). */
   maxDelay: Duration.seconds(10),
+  /** 3 attempts, the first included. */
   maxAttempts: 3,
+  /** Jittered by a factor in [0.8, 1.2]. */
   jitter: true
 } as const
 
+/** A retry policy; a `maxAttempts` that is not a whole number >= 1 throws a `RangeError`. */
 export const make = (options: Options = {}): RetryPolicy => {
   const maxAttempts = options.maxAttempts ?? defaults.maxAttempts
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {

@@ -4,6 +4,8 @@
  *
  * `encode` is the first step of every publish: an event that does not encode, a key function that throws or
  * a header value that is neither a string nor bytes is a `Fatal` error and nothing is sent.
+ *
+ * @module
  */
 import { Effect, Schema } from "effect"
 import type { Headers, ProducerRecord } from "./Producer.ts"
@@ -11,7 +13,9 @@ import { Fatal } from "./PublishError.ts"
 
 /** Turns the Schema-encoded event into the record value. Bring your own for Avro, Protobuf, raw bytes... */
 export interface Serializer<in I> {
+  /** The MIME type of the bytes it writes (e.g. `application/json`), for documentation and tools. */
   readonly contentType: string
+  /** The record value for an encoded event; a throw becomes `Fatal` `SchemaInvalid`. */
   readonly serialize: (encoded: I) => Uint8Array
 }
 
@@ -29,18 +33,28 @@ export const bytes: Serializer<Uint8Array> = {
   serialize: (encoded) => encoded
 }
 
+/** What a key function returns: text (written as UTF-8), bytes, or no key (`null` / `undefined`). */
 export type KeyValue = string | Uint8Array | null | undefined
 
+/** A typed destination, built by `make`: every field filled in. */
 export interface Topic<A, I = A> {
+  /** The Kafka topic name. */
   readonly name: string
+  /** The Schema events are validated and encoded with. */
   readonly schema: Schema.Codec<A, I>
+  /** The record key of an event. */
   readonly key: (event: A) => KeyValue
+  /** The record headers of an event. */
   readonly headers: (event: A) => Headers
+  /** The bytes of an encoded event. */
   readonly serializer: Serializer<I>
 }
 
+/** What `make` takes: a name and a Schema, the rest optional. */
 export interface Options<A, I> {
+  /** The Kafka topic name. */
   readonly name: string
+  /** The Schema of its events (`A` the event, `I` what it encodes to). */
   readonly schema: Schema.Codec<A, I>
   /** The record key (the partitioning key). Default: no key. */
   readonly key?: ((event: A) => KeyValue) | undefined
@@ -53,6 +67,7 @@ export interface Options<A, I> {
 const noKey = (): KeyValue => null
 const noHeaders = (): Headers => ({})
 
+/** A topic: no key, no headers and JSON unless the options say otherwise. */
 export const make = <A, I>(options: Options<A, I>): Topic<A, I> => ({
   name: options.name,
   schema: options.schema,

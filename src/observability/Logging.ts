@@ -7,11 +7,15 @@
  *
  * Secrets: the SASL password is a `Redacted` value end to end; it is unwrapped only inside the kafkajs
  * driver's options and never logged. Redacted values that reach a log line print as `<redacted>`.
+ *
+ * @module
  */
 import { Config, Effect, Layer, Logger, type LogLevel, References, Schema } from "effect"
 
+/** The log line format: one JSON object per line, logfmt, or pretty for a terminal. */
 export type Format = "json" | "logfmt" | "pretty"
 
+/** The format and the minimum level. */
 export interface Options {
   /** Default "pretty". */
   readonly format?: Format | undefined
@@ -22,6 +26,7 @@ export interface Options {
 const loggerFor = (format: Format) =>
   format === "json" ? Logger.consoleJson : format === "logfmt" ? Logger.consoleLogFmt : Logger.consolePretty()
 
+/** Installs the logger (and keeps span events): `pretty` at `Info` unless told otherwise. */
 export const layer = (options: Options = {}): Layer.Layer<never> =>
   Layer.mergeAll(
     Logger.layer([loggerFor(options.format ?? "pretty"), Logger.tracerLogger]),

@@ -24,11 +24,16 @@
  * publishes to topic names made from data cannot grow the registry without bound. The series a publisher
  * created are removed from the metric registry when its scope closes, unless another open publisher still
  * updates them (so a process that creates publishers per tenant or per job releases their series).
+ *
+ * @module
  */
 import { Context, Effect, Metric, type Scope } from "effect"
 
 /** The attribute every series of the publisher carries: `messaging.system: "kafka"`. */
-export const system = { "messaging.system": "kafka" } as const
+export const system = {
+  /** Always `kafka`. */
+  "messaging.system": "kafka"
+} as const
 
 /** The attribute that marks the overflow series of topics beyond `maxTopics`. */
 export const overflowAttribute = "otel.metric.overflow"
@@ -40,7 +45,10 @@ export interface Options {
 }
 
 /** The defaults of `Options`. */
-export const defaults = { maxTopics: 100 } as const
+export const defaults = {
+  /** 100 topics with series of their own, per publisher. */
+  maxTopics: 100
+} as const
 
 // Each metric is defined once, as a function of its attributes: the bare metric below (what readers pass to
 // `Metric.withAttributes`), and the series the publisher updates, built with their attributes.

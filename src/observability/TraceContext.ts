@@ -14,6 +14,8 @@
  * - A `tracestate` without a `traceparent` is dropped for the same reason.
  *
  * So `traceparent` and `tracestate` on a written record always describe the same trace.
+ *
+ * @module
  */
 import { Option, type Tracer } from "effect"
 import * as Headers from "effect/http/Headers"
@@ -58,7 +60,9 @@ export const extract = (headers: HeaderValues): Option.Option<Tracer.ExternalSpa
 
 /** Trace context a record brought with it: its valid `traceparent` as a parent, and its `tracestate`. */
 export interface Carried {
+  /** The span its `traceparent` names: the publish span's parent. */
   readonly parent: Tracer.ExternalSpan
+  /** Its `tracestate`, carried unchanged. */
   readonly tracestate: string | undefined
 }
 
