@@ -168,7 +168,12 @@ const dlt = Command.make(
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
       const topic = Option.getOrElse(options.dltTopic, () => DeadLetter.defaultTopicName(options.topic))
-      const records = yield* TopicReader.readAll({ ...config, topic })
+      const records = yield* TopicReader.readAll({ ...config, topic }).pipe(
+        Effect.catchIf(
+          (error) => error.reason === "UnknownTopic",
+          () => Effect.succeed([])
+        )
+      )
       for (const r of records) {
         yield* Console.log(`${topic} partition ${r.partition} offset ${r.offset} key ${text(r.key)}`)
         for (const [name, value] of Object.entries(r.headers)) yield* Console.log(`  ${name}: ${text(value)}`)
@@ -177,15 +182,21 @@ const dlt = Command.make(
     }).pipe(explained)
 ).pipe(Command.withDescription("List dead-lettered records with their headers"))
 
-const exitCodesHelp =
-  "Exit codes: 0 ok; 1 check failed (verify not OK, produce dead-lettered or failed); 2 bad usage or " +
-  "configuration (flags, KAFKA_* variables); 3 cluster unreachable or refused (connection, TLS, authentication, " +
-  "authorisation). Settings: --brokers or KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, " +
-  "KAFKA_SASL_PASSWORD, KAFKA_CONNECTION_TIMEOUT, KAFKA_REQUEST_TIMEOUT. --log-level debug shows error details."
+const rootHelp = `Publish to Kafka and check what a topic holds.
+
+  Settings (every command): --brokers or KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_MECHANISM,
+  KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_CONNECTION_TIMEOUT, KAFKA_REQUEST_TIMEOUT.
+  Errors print one line; --log-level debug adds the details.
+
+  Exit codes:
+    0  ok
+    1  check failed: verify not OK, produce dead-lettered or failed, a read incomplete
+    2  bad usage or configuration: flags, KAFKA_* variables, a missing package
+    3  cluster unreachable or refused: connection, TLS, authentication, authorisation`
 
 /** The command tree: `verify`, `produce`, `dlt`. */
 export const cli = Command.make("effect-kafka-publisher").pipe(
-  Command.withDescription(`Publish to Kafka and check what a topic holds. ${exitCodesHelp}`),
+  Command.withDescription(rootHelp),
   Command.withSubcommands([verify, produce, dlt])
 )
 
@@ -202,6 +213,7 @@ const hints: Partial<Record<TopicReader.ReadFailedReason, string>> = {
   Unreachable: "check --brokers or KAFKA_BROKERS (and KAFKA_SSL) and that the brokers are up",
   AuthenticationFailed: "check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
   NotAuthorized: "the user needs ACLs for the topic (and, to read it, for consumer groups)",
+  UnknownTopic: "check the topic's name",
   Incomplete: "the brokers did not deliver the whole topic in time; try again"
 }
 
@@ -210,6 +222,7 @@ const readFailedCodes: Record<TopicReader.ReadFailedReason, number> = {
   Unreachable: ExitCode.unreachable,
   AuthenticationFailed: ExitCode.unreachable,
   NotAuthorized: ExitCode.unreachable,
+  UnknownTopic: ExitCode.checkFailed,
   Incomplete: ExitCode.checkFailed,
   Failed: ExitCode.checkFailed
 }
@@ -254,7 +267,7 @@ const problemOf = (error: unknown): Problem => {
     const publishError = error as PublishError
     const reason = publishReason(publishError)
     const line = `${publishError._tag} ${publishError.reason}: ${publishError.message}`
-    return { line: withHint(line, reason), code: reason === "Failed" ? ExitCode.checkFailed : readFailedCodes[reason] }
+    return { line: withHint(line, reason), code: readFailedCodes[reason] }
   }
   return { line: `unexpected failure: ${String(error)}`, code: ExitCode.checkFailed }
 }
@@ -271,8 +284,10 @@ function explained<A, E, R>(command: Effect.Effect<A, E, R>): Effect.Effect<A, R
       if (Cause.hasInterruptsOnly(cause)) return yield* Effect.failCause(cause as Cause.Cause<never>)
       const reason = cause.reasons[0]
       const problem = problemOf(reason?._tag === "Fail" ? reason.error : reason?._tag === "Die" ? reason.defect : cause)
-      if (problem.line !== "") yield* Console.error(`error: ${oneLine(problem.line)}`)
-      if (yield* LogLevel.isEnabled("Debug")) yield* Console.error(Cause.pretty(cause))
+      if (problem.line !== "") {
+        yield* Console.error(`error: ${oneLine(problem.line)}`)
+        if (yield* LogLevel.isEnabled("Debug")) yield* Console.error(Cause.pretty(cause))
+      }
       return yield* new Reported({ code: problem.code })
     })
   )

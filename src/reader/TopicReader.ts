@@ -39,6 +39,7 @@ export interface ReadRecord {
  * - `Unreachable`: no broker of the list could be connected to (refused, unknown host, timed out, TLS);
  * - `AuthenticationFailed`: the brokers refused the SASL credentials;
  * - `NotAuthorized`: the brokers denied the topic, the consumer group or the cluster (ACLs);
+ * - `UnknownTopic`: the topic does not exist;
  * - `Incomplete`: the partitions were not read to their end within the timeout;
  * - `Failed`: anything else.
  */
@@ -47,6 +48,7 @@ export type ReadFailedReason =
   | "Unreachable"
   | "AuthenticationFailed"
   | "NotAuthorized"
+  | "UnknownTopic"
   | "Incomplete"
   | "Failed"
 
@@ -152,6 +154,7 @@ const reasonOf = (cause: unknown, connecting: boolean): ReadFailedReason => {
   const chain = causes(cause)
   if (chain.some(isAuthentication)) return "AuthenticationFailed"
   if (chain.some(isAuthorization)) return "NotAuthorized"
+  if (chain.some((e) => e.type === "UNKNOWN_TOPIC_OR_PARTITION")) return "UnknownTopic"
   return connecting ? "Unreachable" : "Failed"
 }
 
@@ -163,8 +166,11 @@ const detail = (cause: unknown): string =>
 
 const failure =
   (what: string, topic: string | undefined, connecting = false) =>
-  (cause: unknown): ReadFailed =>
-    new ReadFailed({ message: `${what}: ${detail(cause)}`, reason: reasonOf(cause, connecting), topic, cause })
+  (cause: unknown): ReadFailed => {
+    const reason = reasonOf(cause, connecting)
+    const message = reason === "UnknownTopic" ? `topic '${topic}' does not exist` : `${what}: ${detail(cause)}`
+    return new ReadFailed({ message, reason, topic, cause })
+  }
 
 /** A connected admin client, disconnected when the scope closes. */
 const connectedAdmin = (admin: KafkaJs.Admin, brokers: ReadonlyArray<string>, topic: string | undefined) =>
@@ -207,18 +213,22 @@ export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecor
     })
   )
 
-/** The next offset to reach in each partition that holds records. */
-const endOffsets = (admin: KafkaJs.Admin, topic: string) =>
-  Effect.tryPromise({
-    try: () => admin.fetchTopicOffsets(topic),
+/**
+ * The next offset to reach in each partition that holds records. Right after a topic is created or a leader
+ * moves, a broker can answer NOT_LEADER or UNKNOWN_TOPIC for a moment: retried for up to 5 s, an unknown
+ * topic only for 1 s (it most likely does not exist: say so soon).
+ */
+const endOffsets = (admin: KafkaJs.Admin, topic: string) => {
+  let unknownTopicRetries = 0
+  const worthRetrying = (error: ReadFailed) =>
+    (error.cause as { retriable?: unknown } | undefined)?.retriable === true &&
+    (error.reason !== "UnknownTopic" || ++unknownTopicRetries <= 5)
+  return Effect.tryPromise({
+    // the metadata answers an unknown topic at once; fetchTopicOffsets would retry it for 7-10 s
+    try: () => admin.fetchTopicMetadata({ topics: [topic] }).then(() => admin.fetchTopicOffsets(topic)),
     catch: failure("cannot fetch the end offsets", topic)
   }).pipe(
-    // right after a topic is created or a leader moves, a broker can answer NOT_LEADER for a moment
-    Effect.retry({
-      schedule: Schedule.spaced("200 millis"),
-      times: 25,
-      while: (error) => (error.cause as { retriable?: unknown } | undefined)?.retriable === true
-    }),
+    Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25, while: worthRetrying }),
     Effect.map(
       (offsets) =>
         new Map(
@@ -226,6 +236,7 @@ const endOffsets = (admin: KafkaJs.Admin, topic: string) =>
         )
     )
   )
+}
 
 /** A consumer of a group of its own, subscribed from the beginning, disconnected when the scope closes. */
 const subscribed = (kafka: KafkaJs.Kafka, options: Options) =>

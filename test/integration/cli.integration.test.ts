@@ -49,6 +49,18 @@ describeWithKafka("CLI on a SASL/SCRAM cluster", () => {
     assert.match(dlt.stdout, /^1 dead-lettered record\(s\) in /m)
   })
 
+  it("a topic that does not exist: verify fails (exit 1) saying so, dlt lists no dead letters", async () => {
+    const topic = `cli-never-created-${Date.now()}`
+    const admin = settings("admin", "admin-secret")
+    const verify = await runCli(["verify", "--topic", topic], admin)
+    assert.strictEqual(verify.code, 1, `${verify.stdout}\n${verify.stderr}`)
+    assert.match(verify.stderr, new RegExp(`^error: topic '${topic}' does not exist; check the topic's name$`, "m"))
+    const dlt = await runCli(["dlt", "--topic", topic], admin)
+    assert.strictEqual(dlt.code, 0, `${dlt.stdout}\n${dlt.stderr}`)
+    assert.strictEqual(dlt.stdout, `0 dead-lettered record(s) in ${topic}.dlt\n`)
+    assert.isBelow(verify.elapsedMs + dlt.elapsedMs, 10_000, "an unknown topic is not retried for long")
+  })
+
   describe("a wrong password", () => {
     for (const command of [
       ["verify", "--topic", "anything"],

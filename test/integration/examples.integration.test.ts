@@ -1,29 +1,14 @@
 // The examples against the real broker of this run, as users run them; the topic is then read back by the CLI
 // and by a consumer. Includes issue 7's shutdown under load: SIGTERM to a process publishing continuously.
-import { spawnSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TopicReader } from "effect-kafka-publisher/testing"
+import { runCli } from "../support/runCli.ts"
 import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
 import { startWorkflowService, validBody } from "../support/workflowService.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
 
 const decoder = new TextDecoder()
-
-const runCli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-  spawnSync(
-    process.execPath,
-    [
-      "--disable-warning=TimeoutNegativeWarning",
-      "--conditions=effect-kafka-publisher-source",
-      "src/bin/cli.ts",
-      ...args
-    ],
-    {
-      env: { ...process.env, ...env },
-      encoding: "utf8"
-    }
-  )
 
 describeWithKafka("examples on the real broker", () => {
   describe("orders demo", { timeout: 120_000 }, () => {
@@ -34,11 +19,16 @@ describeWithKafka("examples on the real broker", () => {
       assert.strictEqual(demo.stdout.match(/^delivered /gm)?.length, 20)
       assert.match(demo.stdout, /dead-lettered order-21 -> orders\.dlt/)
       assert.match(demo.stdout, /^ {2}errorType: Fatal\.RecordTooLarge$/m)
-      const verify = runCli(["verify", "--topic", "orders", "--expect", "20", "--id-header", "orderId"], env)
-      assert.strictEqual(verify.status, 0, verify.stdout)
+      const verify = await runCli(["verify", "--topic", "orders", "--expect", "20", "--id-header", "orderId"], env)
+      assert.strictEqual(verify.code, 0, `${verify.stdout}\n${verify.stderr}`)
       assert.match(verify.stdout, /count 20 \(expected 20\), duplicates 0, gaps 0/)
-      const wrong = runCli(["verify", "--topic", "orders", "--expect", "21"], env)
-      assert.strictEqual(wrong.status, 1, "verify says when the topic does not hold what was expected")
+      const wrong = await runCli(["verify", "--topic", "orders", "--expect", "21"], env)
+      assert.strictEqual(wrong.code, 1, "verify says when the topic does not hold what was expected")
+      assert.match(wrong.stdout, /^count 20 \(expected 21\), duplicates 0, gaps 0\nFAILED$/m)
+      const dlt = await runCli(["dlt", "--topic", "orders"], env)
+      assert.strictEqual(dlt.code, 0, dlt.stderr)
+      assert.match(dlt.stdout, /^ {2}errorType: Fatal\.RecordTooLarge$/m)
+      assert.match(dlt.stdout, /^1 dead-lettered record\(s\) in orders\.dlt$/m)
     })
   })
 

@@ -43,7 +43,7 @@ describe("TopicReader", { timeout: 30_000 }, () => {
       assert.strictEqual(error.reason, "Unreachable")
       assert.include(error.message, `cannot connect to ${broker}`)
       assert.include(error.message, "ECONNREFUSED")
-      assert.isBelow(Date.now() - started, 3_000, "no client retries")
+      assert.isBelow(Date.now() - started, 5_000, "no client retries (they wait over 7 s)")
     })
   )
 })

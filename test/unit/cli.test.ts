@@ -24,7 +24,7 @@ describe("CLI", { timeout: 60_000 }, () => {
       const run = await runCli(["verify", "--topic", "orders"], { KAFKA_BROKERS: "not-a-host" })
       oneLine(run, 2, "error: KAFKA_BROKERS: 'not-a-host' is not host:port")
       assert.strictEqual(run.stdout, "")
-      assert.isBelow(run.elapsedMs, 5_000, "no connection attempt, no retries")
+      assert.isBelow(run.elapsedMs, 6_000, "no connection attempt (it took 7 s)")
     })
 
     it("one bad entry among good ones is named", async () => {
@@ -92,8 +92,15 @@ describe("CLI", { timeout: 60_000 }, () => {
     it("--help exits 0 and documents the exit codes", async () => {
       const run = await runCli(["--help"])
       assert.strictEqual(run.code, 0, run.stderr)
-      assert.include(run.stdout.replace(/\s+/g, " "), "Exit codes: 0 ok; 1 check failed")
-      assert.match(run.stdout.replace(/\s+/g, " "), /3 cluster unreachable or refused/)
+      for (const line of [
+        /^ +Exit codes:$/m,
+        /^ +0 {2}ok$/m,
+        /^ +1 {2}check failed: /m,
+        /^ +2 {2}bad usage or configuration: /m,
+        /^ +3 {2}cluster unreachable or refused: /m
+      ]) {
+        assert.match(run.stdout, line)
+      }
     })
   })
 
@@ -116,7 +123,8 @@ describe("CLI", { timeout: 60_000 }, () => {
           run.stderr
         )
         assert.notMatch(run.stderr, /^\s+at /m, "no stack trace")
-        assert.isBelow(run.elapsedMs, 5_000, "no client retries on the first contact")
+        // kafkajs's default retries alone wait over 7 s (it took 13 s); a loaded machine needs ~1-3 s to start node
+        assert.isBelow(run.elapsedMs, 6_000, "no client retries on the first contact")
       })
     }
 
