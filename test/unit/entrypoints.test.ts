@@ -50,7 +50,7 @@ const clientsLoadedBy = async (entry: string) => {
   return { loaded, urls, why: importers.join("; ") }
 }
 
-describe("entry points and the Kafka clients they load", { timeout: 30_000 }, () => {
+describe("entry points and the Kafka clients they load", { timeout: 60_000 }, () => {
   it("effect-kafka-publisher (the core) loads no Kafka client", async () => {
     const { loaded, urls, why } = await clientsLoadedBy("effect-kafka-publisher")
     assert.isTrue(
