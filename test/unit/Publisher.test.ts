@@ -519,3 +519,40 @@ describe("issue 18: a record too large for the broker", () => {
     )
   )
 })
+
+describe("issue 18: the closed check at shutdown", () => {
+  // Real scheduler, small op budgets: the fibers yield between steps at many different places, so some
+  // yield between a publish's closed check and its fork into the publisher's fibers, while the scope closes.
+  it("issue 18 (suspicion): a publish racing the shutdown is delivered or refused with PublisherClosed, never interrupted", async () => {
+    for (let budget = 10; budget <= 40; budget++)
+      for (let yields = 0; yields <= 3; yields++) {
+        const exits = await Effect.runPromise(
+          Effect.gen(function* () {
+            const scope = yield* Scope.make()
+            const publisher = yield* Publisher.make().pipe(
+              Effect.provide(FakeKafka.layer({ topics: { orders: { partitions: 3 } } })),
+              Scope.provide(scope)
+            )
+            const fibers = yield* Effect.forEach(
+              Array.from({ length: 20 }, (_, i) => i),
+              (i) =>
+                Effect.forkChild(
+                  publisher.publish(orders, order(i)).pipe(Effect.provideService(References.MaxOpsBeforeYield, budget))
+                )
+            )
+            for (let i = 0; i < yields; i++) yield* Effect.yieldNow
+            yield* Scope.close(scope, Exit.void)
+            return yield* Effect.forEach(fibers, Fiber.await)
+          }).pipe(Effect.provideService(References.MinimumLogLevel, "None"))
+        )
+        for (const exit of exits) {
+          const outcome = Exit.isSuccess(exit)
+            ? exit.value._tag
+            : Exit.hasInterrupts(exit)
+              ? "Interrupted"
+              : failureOf(exit)._tag
+          assert.oneOf(outcome, ["Delivered", "PublisherClosed"], `budget ${budget}, ${yields} yields`)
+        }
+      }
+  })
+})
