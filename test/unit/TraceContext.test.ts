@@ -28,4 +28,28 @@ describe("TraceContext", () => {
       assert.strictEqual(TraceContext.inject(span).tracestate, "vendor=abc")
     })
   )
+
+  it.effect("issue 18.5: propagate keeps traceparent and tracestate of one trace (bytes headers too)", () =>
+    Effect.gen(function* () {
+      const span = yield* Effect.makeSpan("send orders")
+      const encoder = new TextEncoder()
+      const own = {
+        traceparent: encoder.encode("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        tracestate: encoder.encode("vendor=abc"),
+        other: "kept"
+      }
+      const carried = TraceContext.carried(own)
+      assert.strictEqual(carried?.parent.traceId, "4bf92f3577b34da6a3ce929d0e0e4736")
+      const written = TraceContext.propagate(own, span, carried)
+      assert.strictEqual(written.traceparent, TraceContext.inject(span).traceparent)
+      assert.strictEqual(written.tracestate, "vendor=abc")
+      assert.strictEqual(written.other, "kept")
+      const stray = TraceContext.propagate(
+        { tracestate: "vendor=abc" },
+        span,
+        TraceContext.carried({ tracestate: "x" })
+      )
+      assert.isUndefined(stray.tracestate)
+    })
+  )
 })

@@ -90,4 +90,27 @@ describe("tracing", () => {
       })
     )
   )
+
+  it.live("issue 18.5: a record's own traceparent is the publish span's parent in OpenTelemetry too", () =>
+    traced(({ spans, publisher, fake }) =>
+      Effect.gen(function* () {
+        const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+        const spanId = "00f067aa0ba902b7"
+        const record = {
+          topic: "greetings",
+          key: null,
+          value: new TextEncoder().encode("{}"),
+          headers: { traceparent: `00-${traceId}-${spanId}-01`, tracestate: "vendor=abc" }
+        }
+        yield* publisher.publishRecord(record).pipe(Effect.withSpan("handle request"))
+        const send = spans.getFinishedSpans().find((s) => s.name === "send greetings")
+        assert.strictEqual(send!.spanContext().traceId, traceId)
+        assert.strictEqual(send!.parentSpanContext?.spanId, spanId)
+        const [written] = yield* fake.records("greetings")
+        const parent = TraceContext.extract(written!.headers)
+        assert.isTrue(Option.isSome(parent) && parent.value.spanId === send!.spanContext().spanId)
+        assert.strictEqual(new TextDecoder().decode(written!.headers.tracestate), "vendor=abc")
+      })
+    )
+  )
 })
