@@ -134,29 +134,24 @@ type Admission =
 
 type Outcome = "success" | "failure" | "ignored"
 
+/** The options, resolved. */
+interface Rules {
+  readonly threshold: number
+  readonly resetMs: number
+  readonly isFailure: (error: unknown) => boolean
+  readonly onStateChange: ((change: StateChange) => Effect.Effect<void>) | undefined
+}
+
 /** A circuit breaker, closed (its gauge set to 0). */
 export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
   Effect.gen(function* () {
-    const threshold = options.failureThreshold ?? defaults.failureThreshold
-    const resetMs = Duration.toMillis(options.resetTimeout ?? defaults.resetTimeout)
-    const isFailure = options.isFailure ?? defaults.isFailure
-    const onStateChange = options.onStateChange
+    const rules: Rules = {
+      threshold: options.failureThreshold ?? defaults.failureThreshold,
+      resetMs: Duration.toMillis(options.resetTimeout ?? defaults.resetTimeout),
+      isFailure: options.isFailure ?? defaults.isFailure,
+      onStateChange: options.onStateChange
+    }
     const ref = yield* SynchronizedRef.make<Internal>({ _tag: "Closed", failures: 0 })
-
-    const announce = (change: StateChange): Effect.Effect<void> =>
-      Effect.gen(function* () {
-        yield* Metric.update(stateGauge, gaugeValue[change.to])
-        const log =
-          change.to === "Open"
-            ? Effect.logWarning(
-                `circuit breaker open: calls fail fast for ${Duration.format(Duration.millis(resetMs))}`
-              )
-            : change.to === "HalfOpen"
-              ? Effect.logInfo("circuit breaker half-open: letting one trial call through")
-              : Effect.logInfo("circuit breaker closed")
-        yield* log.pipe(Effect.annotateLogs({ "circuitBreaker.from": change.from, "circuitBreaker.to": change.to }))
-        if (onStateChange !== undefined) yield* onStateChange(change)
-      })
 
     // Every read-modify-write goes through here, one at a time: the decision (let a call through, start the
     // one trial) and the notifications of a transition happen together. Uninterruptible so that a caller's
@@ -167,96 +162,120 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
           const clock = yield* Clock.Clock
           const now: Now = { wall: clock.currentTimeMillisUnsafe(), monotonic: monotonicMillis(clock) }
           const [result, next] = f(current, now)
-          if (next._tag !== current._tag) yield* announce({ from: current._tag, to: next._tag, at: now.wall })
+          if (next._tag !== current._tag) yield* announce(rules, { from: current._tag, to: next._tag, at: now.wall })
           return [result, next] as const
         })
       ).pipe(Effect.uninterruptible)
-
-    // No timer fiber: an `Open` breaker whose timeout has passed is half-open from then on.
-    const settle = (state: Internal, now: Now): Internal =>
-      state._tag === "Open" && now.monotonic - state.openedAtMonotonic >= resetMs
-        ? { ...state, _tag: "HalfOpen", trialRunning: false }
-        : state
-
-    const opened = (now: Now): Internal => ({ _tag: "Open", openedAt: now.wall, openedAtMonotonic: now.monotonic })
-
-    const admit = (current: Internal, now: Now): readonly [Admission, Internal] => {
-      const state = settle(current, now)
-      switch (state._tag) {
-        case "Closed":
-          return [{ _tag: "Pass", trial: false }, state]
-        case "Open": {
-          const retryAfterMs = Math.ceil(state.openedAtMonotonic + resetMs - now.monotonic)
-          const error = new CircuitOpen({
-            message: `circuit breaker open: calls fail fast; next trial call in ${retryAfterMs} ms`,
-            openedAt: state.openedAt,
-            retryAfterMs,
-            possiblyDelivered: false
-          })
-          return [{ _tag: "Reject", error }, state]
-        }
-        case "HalfOpen": {
-          const trialStarted: Internal = { ...state, trialRunning: true }
-          if (!state.trialRunning) return [{ _tag: "Pass", trial: true }, trialStarted]
-          const error = new CircuitOpen({
-            message: "circuit breaker half-open: a trial call is running, other calls fail fast",
-            openedAt: state.openedAt,
-            retryAfterMs: 0,
-            possiblyDelivered: false
-          })
-          return [{ _tag: "Reject", error }, state]
-        }
-      }
-    }
-
-    const classify = (exit: Exit.Exit<unknown, unknown>): Outcome => {
-      if (Exit.isSuccess(exit)) return "success"
-      if (Cause.hasDies(exit.cause)) return "failure"
-      const fail = exit.cause.reasons.find(Cause.isFailReason)
-      if (fail === undefined) return "ignored" // interrupted
-      return isFailure(fail.error) ? "failure" : "success" // an error the broker answered with proves it is up
-    }
-
-    const complete = (state: Internal, trial: boolean, outcome: Outcome, now: Now): Internal => {
-      if (trial) {
-        // Only the trial moves a half-open breaker, and there is one trial at a time.
-        if (state._tag !== "HalfOpen") return state
-        if (outcome === "success") return { _tag: "Closed", failures: 0 }
-        if (outcome === "failure") return opened(now)
-        return { ...state, trialRunning: false } // interrupted: the next caller tries
-      }
-      // A call let through before the breaker opened: too late to matter.
-      if (state._tag !== "Closed") return state
-      if (outcome === "success") return state.failures === 0 ? state : { _tag: "Closed", failures: 0 }
-      if (outcome === "failure") {
-        const failures = state.failures + 1
-        return failures >= threshold ? opened(now) : { _tag: "Closed", failures }
-      }
-      return state
-    }
 
     const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
       // Uninterruptible between the admission and `onExit`: an admitted trial is always completed, or the
       // breaker would stay half-open with a trial that never ends.
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(transition(admit), (admission): Effect.Effect<A, E | CircuitOpen, R> => {
-          if (admission._tag === "Reject") return Effect.fail(admission.error)
-          return restore(self).pipe(
-            Effect.onExit((exit) =>
-              transition((state, now) => [undefined, complete(state, admission.trial, classify(exit), now)])
+        Effect.flatMap(
+          transition((current, now) => admit(rules, current, now)),
+          (admission): Effect.Effect<A, E | CircuitOpen, R> => {
+            if (admission._tag === "Reject") return Effect.fail(admission.error)
+            return restore(self).pipe(
+              Effect.onExit((exit) =>
+                transition((current, now) => [
+                  undefined,
+                  complete(rules, current, admission.trial, classify(rules, exit), now)
+                ])
+              )
             )
-          )
-        })
+          }
+        )
       )
 
     const state = transition((current, now) => {
-      const next = settle(current, now)
+      const next = settle(rules, current, now)
       return [next._tag, next]
     })
 
     yield* Metric.update(stateGauge, gaugeValue.Closed)
     return CircuitBreaker.of({ protect, state })
   })
+
+/** A transition's gauge update, log line and callback. */
+const announce = (rules: Rules, change: StateChange): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    yield* Metric.update(stateGauge, gaugeValue[change.to])
+    const log =
+      change.to === "Open"
+        ? Effect.logWarning(
+            `circuit breaker open: calls fail fast for ${Duration.format(Duration.millis(rules.resetMs))}`
+          )
+        : change.to === "HalfOpen"
+          ? Effect.logInfo("circuit breaker half-open: letting one trial call through")
+          : Effect.logInfo("circuit breaker closed")
+    yield* log.pipe(Effect.annotateLogs({ "circuitBreaker.from": change.from, "circuitBreaker.to": change.to }))
+    if (rules.onStateChange !== undefined) yield* rules.onStateChange(change)
+  })
+
+// No timer fiber: an `Open` breaker whose timeout has passed is half-open from then on.
+const settle = (rules: Rules, state: Internal, now: Now): Internal =>
+  state._tag === "Open" && now.monotonic - state.openedAtMonotonic >= rules.resetMs
+    ? { ...state, _tag: "HalfOpen", trialRunning: false }
+    : state
+
+const opened = (now: Now): Internal => ({ _tag: "Open", openedAt: now.wall, openedAtMonotonic: now.monotonic })
+
+/** Whether a call may run now, and the state after the decision. */
+const admit = (rules: Rules, current: Internal, now: Now): readonly [Admission, Internal] => {
+  const state = settle(rules, current, now)
+  switch (state._tag) {
+    case "Closed":
+      return [{ _tag: "Pass", trial: false }, state]
+    case "Open": {
+      const retryAfterMs = Math.ceil(state.openedAtMonotonic + rules.resetMs - now.monotonic)
+      const error = new CircuitOpen({
+        message: `circuit breaker open: calls fail fast; next trial call in ${retryAfterMs} ms`,
+        openedAt: state.openedAt,
+        retryAfterMs,
+        possiblyDelivered: false
+      })
+      return [{ _tag: "Reject", error }, state]
+    }
+    case "HalfOpen": {
+      const trialStarted: Internal = { ...state, trialRunning: true }
+      if (!state.trialRunning) return [{ _tag: "Pass", trial: true }, trialStarted]
+      const error = new CircuitOpen({
+        message: "circuit breaker half-open: a trial call is running, other calls fail fast",
+        openedAt: state.openedAt,
+        retryAfterMs: 0,
+        possiblyDelivered: false
+      })
+      return [{ _tag: "Reject", error }, state]
+    }
+  }
+}
+
+const classify = (rules: Rules, exit: Exit.Exit<unknown, unknown>): Outcome => {
+  if (Exit.isSuccess(exit)) return "success"
+  if (Cause.hasDies(exit.cause)) return "failure"
+  const fail = exit.cause.reasons.find(Cause.isFailReason)
+  if (fail === undefined) return "ignored" // interrupted
+  return rules.isFailure(fail.error) ? "failure" : "success" // an error the broker answered with proves it is up
+}
+
+/** The state after a call that was let through ended with `outcome`. */
+const complete = (rules: Rules, state: Internal, trial: boolean, outcome: Outcome, now: Now): Internal => {
+  if (trial) {
+    // Only the trial moves a half-open breaker, and there is one trial at a time.
+    if (state._tag !== "HalfOpen") return state
+    if (outcome === "success") return { _tag: "Closed", failures: 0 }
+    if (outcome === "failure") return opened(now)
+    return { ...state, trialRunning: false } // interrupted: the next caller tries
+  }
+  // A call let through before the breaker opened: too late to matter.
+  if (state._tag !== "Closed") return state
+  if (outcome === "success") return state.failures === 0 ? state : { _tag: "Closed", failures: 0 }
+  if (outcome === "failure") {
+    const failures = state.failures + 1
+    return failures >= rules.threshold ? opened(now) : { _tag: "Closed", failures }
+  }
+  return state
+}
 
 /** The `CircuitBreaker` service, for the `Publisher` (and `Health.layer`) to find. */
 export const layer = (options: Options = {}): Layer.Layer<CircuitBreaker> => Layer.effect(CircuitBreaker, make(options))
