@@ -19,6 +19,9 @@ const clients = {
 } as const
 type Client = keyof typeof clients
 
+const exportsOfPackage = (JSON.parse(readFileSync("package.json", "utf8")) as { exports: Record<string, unknown> })
+  .exports
+
 let runs = 0
 /** The Kafka clients a fresh process loads when it imports `entry` (and what it loaded, for messages). */
 const clientsLoadedBy = async (entry: string) => {
@@ -62,6 +65,15 @@ describe("entry points and the Kafka clients they load", { timeout: 60_000 }, ()
 
   it("effect-kafka-publisher/testing (FakeKafka, the readers) loads no Kafka client", async () => {
     const { loaded, why } = await clientsLoadedBy("effect-kafka-publisher/testing")
+    assert.deepStrictEqual(loaded, [], why)
+  })
+
+  // an entry point added later is held to the same rule unless it is a driver's
+  const others = Object.keys(exportsOfPackage)
+    .filter((subpath) => ![".", "./testing", "./kafkajs", "./platformatic", "./package.json"].includes(subpath))
+    .map((subpath) => `effect-kafka-publisher${subpath.slice(1)}`)
+  it.each(others)("%s loads no Kafka client", async (entry) => {
+    const { loaded, why } = await clientsLoadedBy(entry)
     assert.deepStrictEqual(loaded, [], why)
   })
 
