@@ -12,7 +12,8 @@
  * the cluster once per broker, without retries, so an unreachable cluster or refused credentials fail at once.
  *
  * An error prints one line on stderr, "error: what is wrong; what to do"; `--log-level debug` adds the
- * details (the cause, stack traces). No secret is ever printed.
+ * details (the cause, stack traces). The library's own logs appear only with `--log-level`. No secret is
+ * ever printed.
  *
  * Exit codes:
  *   0  ok
@@ -28,7 +29,20 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Cause, Config, Console, Data, Effect, Exit, Layer, LogLevel, Option, Runtime, SchemaIssue } from "effect"
+import {
+  Cause,
+  Config,
+  Console,
+  Data,
+  Effect,
+  Exit,
+  Layer,
+  LogLevel,
+  Option,
+  References,
+  Runtime,
+  SchemaIssue
+} from "effect"
 import { CliError, CliOutput, Command, Flag } from "effect/cli"
 import * as DeadLetter from "../DeadLetter.ts"
 import type { KafkaJsConfig } from "../kafkajs/KafkaJsProducer.ts"
@@ -186,7 +200,7 @@ const rootHelp = `Publish to Kafka and check what a topic holds.
 
   Settings (every command): --brokers or KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_MECHANISM,
   KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_CONNECTION_TIMEOUT, KAFKA_REQUEST_TIMEOUT.
-  Errors print one line; --log-level debug adds the details.
+  Errors print one line; --log-level info shows the library's logs, debug also the error details.
 
   Exit codes:
     0  ok
@@ -316,6 +330,8 @@ if (import.meta.main) {
   const main = Command.run(cli, { version: "0.1.0" }).pipe(
     Effect.as(ExitCode.ok as number),
     Effect.catch((error) => Effect.succeed(exitCode(error))),
+    // the library's own logs only on request (--log-level, which overrides this): a failure is explained once
+    Effect.provideService(References.MinimumLogLevel, "None"),
     Effect.provide(Layer.merge(NodeServices.layer, CliOutput.layerPresenter(presenter)))
   )
   NodeRuntime.runMain(main, {

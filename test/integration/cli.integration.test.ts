@@ -49,6 +49,22 @@ describeWithKafka("CLI on a SASL/SCRAM cluster", () => {
     assert.match(dlt.stdout, /^1 dead-lettered record\(s\) in /m)
   })
 
+  it("produce of a record the topic refuses: dead-lettered, exit 1, the receipt printed", async () => {
+    const topic = `cli-small-${Date.now()}`
+    await Effect.runPromise(createTopic(cluster().brokers, topic, { partitions: 1, maxMessageBytes: 1_000 }))
+    const run = await runCli(
+      ["produce", "--topic", topic, "--value", "x".repeat(5_000)],
+      settings("admin", "admin-secret")
+    )
+    assert.strictEqual(run.code, 1, `${run.stdout}\n${run.stderr}`)
+    assert.match(
+      run.stdout,
+      new RegExp(`^dead-lettered to ${topic}\\.dlt partition 0 offset 0: Fatal\\.RecordTooLarge `, "m")
+    )
+    assert.strictEqual(run.stdout.trim().split("\n").length, 1, "the receipt only: library logs need --log-level")
+    console.log(`produce too large -> exit ${run.code}: ${run.stdout.trim()}`)
+  })
+
   it("a topic that does not exist: verify fails (exit 1) saying so, dlt lists no dead letters", async () => {
     const topic = `cli-never-created-${Date.now()}`
     const admin = settings("admin", "admin-secret")

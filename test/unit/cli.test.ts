@@ -24,7 +24,7 @@ describe("CLI", { timeout: 60_000 }, () => {
       const run = await runCli(["verify", "--topic", "orders"], { KAFKA_BROKERS: "not-a-host" })
       oneLine(run, 2, "error: KAFKA_BROKERS: 'not-a-host' is not host:port")
       assert.strictEqual(run.stdout, "")
-      assert.isBelow(run.elapsedMs, 6_000, "no connection attempt (it took 7 s)")
+      assert.isBelow(run.elapsedMs, 7_000, "no connection attempt (it took 7 s + node's start)")
     })
 
     it("one bad entry among good ones is named", async () => {
@@ -123,8 +123,8 @@ describe("CLI", { timeout: 60_000 }, () => {
           run.stderr
         )
         assert.notMatch(run.stderr, /^\s+at /m, "no stack trace")
-        // kafkajs's default retries alone wait over 7 s (it took 13 s); a loaded machine needs ~1-3 s to start node
-        assert.isBelow(run.elapsedMs, 6_000, "no client retries on the first contact")
+        // kafkajs's default retries alone wait over 7 s (it took 13 s); node itself starts in 1-4 s on a loaded machine
+        assert.isBelow(run.elapsedMs, 7_000, "no client retries on the first contact")
       })
     }
 
