@@ -124,38 +124,45 @@ interface Owned {
 // registry when the last of them closes.
 const holders = new WeakMap<Metric.MetricRegistry, Map<string, number>>()
 
+/**
+ * `own(id, metric)` marks a series as held by this publisher until its scope closes; then the series the
+ * publisher was the last to hold are removed from the metric registry.
+ */
+const ownership = Effect.gen(function* () {
+  const context = yield* Effect.context<never>()
+  const registry = Context.get(context, Metric.MetricRegistry)
+  let held = holders.get(registry)
+  if (held === undefined) {
+    held = new Map()
+    holders.set(registry, held)
+  }
+  const counts = held
+  const owned: Array<Owned> = []
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const { id, metric } of owned) {
+        const left = (counts.get(id) ?? 1) - 1
+        if (left > 0) {
+          counts.set(id, left)
+          continue
+        }
+        counts.delete(id)
+        Metric.removeUnsafe(metric, context)
+      }
+    })
+  )
+  return <M extends Metric.Metric<never, unknown>>(id: string, metric: M): M => {
+    counts.set(id, (counts.get(id) ?? 0) + 1)
+    owned.push({ id, metric })
+    return metric
+  }
+})
+
 /** The metrics of one publisher; closing the scope releases the series it created (see the policy above). */
 export const make = (options: Options = {}): Effect.Effect<Recorder, never, Scope.Scope> =>
   Effect.gen(function* () {
     const maxTopics = options.maxTopics ?? defaults.maxTopics
-    const context = yield* Effect.context<never>()
-    const registry = Context.get(context, Metric.MetricRegistry)
-    let counts = holders.get(registry)
-    if (counts === undefined) {
-      counts = new Map()
-      holders.set(registry, counts)
-    }
-    const held = counts
-    const owned: Array<Owned> = []
-    const own = <M extends Metric.Metric<never, unknown>>(id: string, metric: M): M => {
-      held.set(id, (held.get(id) ?? 0) + 1)
-      owned.push({ id, metric })
-      return metric
-    }
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const { id, metric } of owned) {
-          const left = (held.get(id) ?? 1) - 1
-          if (left > 0) {
-            held.set(id, left)
-            continue
-          }
-          held.delete(id)
-          Metric.removeUnsafe(metric, context)
-        }
-      })
-    )
-
+    const own = yield* ownership
     const seriesOf = (name: string, attributes: Metric.Metric.Attributes): TopicSeries => {
       const byErrorType = (kind: string, build: (attributes: Metric.Metric.Attributes) => Metric.Counter<number>) => {
         const series = new Map<string, Metric.Counter<number>>()
