@@ -41,11 +41,16 @@ const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as
 }
 const entries = [
   { label: "effect (alone)", specifier: "effect" },
-  ...[".", "./kafkajs", "./platformatic", "./testing"].map((subpath) => ({
-    label: subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`,
-    specifier: subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`,
-    subpath
-  }))
+  // the entry points of this repo's package.json (another root may lack some: shown as "-")
+  ...Object.keys(
+    (JSON.parse(readFileSync(path.join(repo, "package.json"), "utf8")) as { exports: Record<string, unknown> }).exports
+  )
+    .filter((subpath) => subpath !== "./package.json")
+    .map((subpath) => ({
+      label: subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`,
+      specifier: subpath === "." ? pkg.name : `${pkg.name}/${subpath.slice(2)}`,
+      subpath
+    }))
 ] as const
 
 interface Sample {
