@@ -13,6 +13,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Clock, Config, DateTime, Effect, Layer, Logger, Option } from "effect"
 import { DeadLetter, PublishError, Publisher, type Receipt } from "effect-kafka-publisher"
+import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { FakeKafka, TopicReader } from "effect-kafka-publisher/testing"
 import * as hdr from "hdr-histogram-js"
 import { driverLayer, driverName } from "../shared/broker.ts"
@@ -136,4 +137,9 @@ const main = Effect.gen(function* () {
   )
 })
 
-main.pipe(Effect.provide(Logger.layer([Logger.consolePretty()])), NodeRuntime.runMain)
+main.pipe(
+  // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (inside the logger layer, so logs are exported too)
+  Effect.provide(Telemetry.layerConfig({ serviceName: "orders-demo" })),
+  Effect.provide(Logger.layer([Logger.consolePretty()])),
+  NodeRuntime.runMain
+)

@@ -15,6 +15,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { CircuitBreaker, DeadLetter, Health, Publisher } from "effect-kafka-publisher"
+import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { producerLayer } from "../shared/broker.ts"
 import { TriggerRequest, WorkflowEvent, workflowEvents } from "./WorkflowEvent.ts"
 
@@ -84,7 +85,9 @@ export const ServiceLive = HttpRouter.serve(Layer.mergeAll(trigger, health)).pip
   Layer.provide(Publisher.layer()),
   Layer.provide(Health.layer()),
   Layer.provide(CircuitBreaker.layer()),
-  Layer.provide(producerLayer({ topics: { [workflowEvents.name]: { partitions: 3 } } }))
+  Layer.provide(producerLayer({ topics: { [workflowEvents.name]: { partitions: 3 } } })),
+  // OTLP export of spans, metrics and logs when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing otherwise
+  Layer.provide(Telemetry.layerConfig({ serviceName: "workflow-events" }))
 )
 
 Layer.launch(ServiceLive).pipe((main) =>

@@ -7,6 +7,7 @@ import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { modulesLoadedBy } from "../support/moduleLoads.ts"
 import { startOtlpReceiver } from "../support/otlpReceiver.ts"
+import { runExample } from "../support/runExample.ts"
 
 const fromEnv = (env: Record<string, string>) =>
   Effect.provide(
@@ -152,4 +153,27 @@ describe("Telemetry", () => {
       }).pipe(Effect.scoped),
     20_000
   )
+
+  it("the orders demo (npm start) exports its spans, metrics and logs when OTEL_EXPORTER_OTLP_ENDPOINT is set", {
+    timeout: 60_000
+  }, async () => {
+    const receiver = await startOtlpReceiver()
+    try {
+      const { code, stderr } = await runExample("examples/orders/main.ts", {
+        KAFKA_BROKERS: undefined,
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+        OTEL_SERVICE_NAME: "orders-demo-test"
+      })
+      assert.strictEqual(code, 0, stderr)
+      // 21 publishes and order-7's retry: every span left at exit, without waiting for a batch interval
+      const sends = receiver.spans().filter((s) => s.name === "send orders")
+      assert.strictEqual(sends.length, 21)
+      assert.isDefined(receiver.spans().find((s) => s.name === "dead-letter"))
+      assert.include(receiver.resources("/v1/traces")[0], { "service.name": "orders-demo-test" })
+      assert.isTrue(receiver.logs().some((l) => l.attributes.errorType === "Fatal.RecordTooLarge"))
+      assert.isTrue(receiver.requests().some((r) => r.path === "/v1/metrics"))
+    } finally {
+      await receiver.close()
+    }
+  })
 })
