@@ -144,7 +144,7 @@ export const stringField = (error: ErrorLike, field: string): string => {
   return typeof value === "string" ? value : ""
 }
 
-/** A Kafka client's own error vocabulary, which a driver passes to `classify` (e.g. `KafkaJsErrors.vocabulary`). */
+/** A Kafka client's own error vocabulary, which a driver passes to `classify` from a module in its own folder. */
 export interface ClientVocabulary {
   /** The protocol error name an error of this client carries, if it is a broker's answer. */
   readonly protocolName: (error: ErrorLike) => string | undefined

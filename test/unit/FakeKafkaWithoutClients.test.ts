@@ -56,4 +56,8 @@ describe("no Kafka client outside the drivers", () => {
       .filter((file) => clientImport.test(fs.readFileSync(file, "utf8")))
     expect(offenders).toEqual([])
   })
+
+  it("the core classification names no client: kafkajs and PLT_KFK_ live in the drivers' vocabularies", () => {
+    expect(fs.readFileSync("src/ErrorClassification.ts", "utf8")).not.toMatch(/kafkajs|PLT_KFK_/i)
+  })
 })
