@@ -214,6 +214,8 @@ interface Entry {
   readonly records: ReadonlyArray<ProducerRecord>
   readonly bytes: number
   readonly deferred: Deferred.Deferred<ReadonlyArray<RecordMetadata>, PublishError>
+  /** Answered after it was sent (a split batch answers its calls part by part). */
+  answered: boolean
 }
 
 interface Batch {
@@ -339,11 +341,15 @@ class State {
     return batch
   }
 
-  /** A sent batch is done (answered, or abandoned by the shutdown timeout): false if it was already. */
-  finish(batch: Batch): boolean {
-    if (!this.inFlightBatches.delete(batch)) return false
-    this.inFlightRecords -= batch.count
-    return true
+  /**
+   * Answers a call that was sent, once: it stops counting as in flight first, so a caller that sees its
+   * answer sees the counters without it.
+   */
+  answer(entry: Entry, exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>): void {
+    if (entry.answered) return
+    entry.answered = true
+    this.inFlightRecords -= entry.records.length
+    Deferred.doneUnsafe(entry.deferred, exit)
   }
 }
 
@@ -362,7 +368,7 @@ const send = (
     if (records.length === 0) return Effect.succeed([])
     let bytes = 0
     for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
-    const entry: Entry = { records, bytes, deferred: Deferred.makeUnsafe() }
+    const entry: Entry = { records, bytes, deferred: Deferred.makeUnsafe(), answered: false }
     if (state.waiting.size === 0 && state.hasRoom(records.length)) {
       state.enqueue(entry) // accepted: sent whatever the caller does next
       return Deferred.await(entry.deferred)
@@ -423,7 +429,7 @@ const dispatch = (state: State, underlying: Producer, batch: Batch): Effect.Effe
   sendEntries(state, underlying, batch.entries).pipe(
     Effect.ensuring(
       Effect.sync(() => {
-        state.finish(batch)
+        state.inFlightBatches.delete(batch)
       })
     ),
     Effect.ensuring(state.slots.release(1))
@@ -458,7 +464,7 @@ const answer = (
   if (failure === undefined) {
     // a defect is its callers' defect; an interruption (the shutdown timeout) may have left records written
     const outcome = Cause.hasInterruptsOnly(exit.cause) ? Exit.fail(interruptedAnswer(entries)) : exit
-    for (const entry of entries) Deferred.doneUnsafe(entry.deferred, outcome)
+    for (const entry of entries) state.answer(entry, outcome)
     return Effect.void
   }
   const resend = answerFailure(state, entries, failure.error)
@@ -477,19 +483,19 @@ const answerReceipts = (state: State, entries: ReadonlyArray<Entry>, metadata: R
     const broken = Exit.die(
       new Error(`Batcher: the producer answered ${metadata.length} receipts for ${count} records`)
     )
-    for (const entry of entries) Deferred.doneUnsafe(entry.deferred, broken)
+    for (const entry of entries) state.answer(entry, broken)
     return
   }
   state.batchesSent++
   state.recordsSent += count
   if (entries.length === 1) {
-    Deferred.doneUnsafe(entries[0]!.deferred, Exit.succeed(metadata))
+    state.answer(entries[0]!, Exit.succeed(metadata))
     return
   }
   let offset = 0
   for (const entry of entries) {
     const end = offset + entry.records.length
-    Deferred.doneUnsafe(entry.deferred, Exit.succeed(metadata.slice(offset, end)))
+    state.answer(entry, Exit.succeed(metadata.slice(offset, end)))
     offset = end
   }
 }
@@ -509,11 +515,11 @@ const answerFailure = (state: State, entries: ReadonlyArray<Entry>, error: Publi
     const fate = own === undefined ? "notWritten" : fateOf(own)
     if (fate === "written") {
       state.recordsSent += entry.records.length
-      Deferred.doneUnsafe(entry.deferred, Exit.succeed(own as ReadonlyArray<RecordMetadata>))
+      state.answer(entry, Exit.succeed(own as ReadonlyArray<RecordMetadata>))
     } else if (fate === "notWritten" && splittable) {
       resend.push(entry)
     } else {
-      Deferred.doneUnsafe(entry.deferred, Exit.fail(entryError(error, own, fate)))
+      state.answer(entry, Exit.fail(entryError(error, own, fate)))
     }
   }
   return resend
@@ -590,10 +596,10 @@ const abandon = (state: State): void => {
   )
   for (const entry of left) Deferred.doneUnsafe(entry.deferred, notSent)
   for (const batch of [...state.inFlightBatches]) {
-    if (!state.finish(batch)) continue
+    state.inFlightBatches.delete(batch)
     state.batchesFailed++
-    // callers answered already (a split batch's earlier parts) keep their answer: a deferred completes once
+    // callers answered already (a split batch's earlier parts) keep their answer
     const outcome = Exit.fail(interruptedAnswer(batch.entries))
-    for (const entry of batch.entries) Deferred.doneUnsafe(entry.deferred, outcome)
+    for (const entry of batch.entries) state.answer(entry, outcome)
   }
 }
