@@ -759,3 +759,39 @@ describe("Batcher: failures that are not every record's (issue 18.2)", () => {
     })
   )
 })
+
+describe("Batcher: splitting a batch that spans partitions (issue 18.2b)", () => {
+  it.effect(
+    "issue 18.2b: over max.message.bytes on two partitions: split and resent, each record written once, in order",
+    () =>
+      Effect.gen(function* () {
+        const stack = Publisher.layer().pipe(
+          Layer.provide(Batcher.layer()),
+          Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 2, maxMessageBytes: 5000 } } }))
+        )
+        yield* Effect.gen(function* () {
+          const publisher = yield* Publisher.Publisher
+          const fake = yield* FakeKafka.FakeKafka
+          const values = Array.from({ length: 10 }, (_, i) => `${i}`.padEnd(1000, "x"))
+          const fibers = yield* Effect.forEach(values, (value, i) =>
+            Effect.forkChild(publisher.publishRecord({ ...record(value), partition: i % 2 }), {
+              startImmediately: true
+            })
+          )
+          yield* TestClock.adjust(5)
+          const receipts = yield* Effect.forEach(fibers, Fiber.join)
+          assert.deepStrictEqual(
+            receipts.map((r) => r._tag === "Delivered" && !r.possibleDuplicate),
+            values.map(() => true)
+          )
+          for (const partition of [0, 1]) {
+            assert.deepStrictEqual(
+              (yield* fake.records("orders", { partition })).map((r) => decoder.decode(r.value!)),
+              values.filter((_, i) => i % 2 === partition)
+            )
+          }
+          assert.deepStrictEqual(yield* fake.records("orders.dlt"), [])
+        }).pipe(Effect.provide(stack))
+      })
+  )
+})
