@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { Fatal, type PublishError, type RecordOutcome, Retriable } from "../PublishError.ts"
+import { amend, type PublishError, type RecordOutcome } from "../PublishError.ts"
 import { type Placement, partitionKey } from "./receipts.ts"
 
 /** Whether the records go to more than one topic-partition (only such a send gets `outcomes`). */
@@ -14,16 +14,6 @@ export const spansPartitions = (placements: ReadonlyArray<Placement>): boolean =
   return placements.some((p) => partitionKey(p.topic, p.partition) !== key)
 }
 
-/** The same error with `outcomes` set (one per record, in input order). */
-export const withOutcomes = (error: PublishError, outcomes: ReadonlyArray<RecordOutcome>): PublishError => {
-  const fields = {
-    message: error.message,
-    outcomes,
-    ...(error.topic === undefined ? {} : { topic: error.topic }),
-    ...(error.partition === undefined ? {} : { partition: error.partition }),
-    ...(error.cause === undefined ? {} : { cause: error.cause })
-  }
-  return error._tag === "Retriable"
-    ? new Retriable({ ...fields, reason: error.reason, ambiguous: error.ambiguous })
-    : new Fatal({ ...fields, reason: error.reason })
-}
+/** The same error with `outcomes` set (one per record, in input order); its other fields are kept. */
+export const withOutcomes = (error: PublishError, outcomes: ReadonlyArray<RecordOutcome>): PublishError =>
+  amend(error, { outcomes })
