@@ -1,7 +1,8 @@
-// An app that installed effect-kafka-publisher with `effect` and `kafkajs` only.
+// An app that installed effect-kafka-publisher with `effect` and `kafkajs` only (telemetry off: no OTLP endpoint).
 import { Layer } from "effect"
 import { type PublishError, Publisher } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { runOnFakeKafka } from "./orders.js"
 
 // production wiring, typechecked but never built here (it would connect to a broker)
@@ -10,4 +11,5 @@ export const PublisherLive: Layer.Layer<Publisher.Publisher, PublishError.Publis
 )
 export const PublisherFromEnvironment = Publisher.layer().pipe(Layer.provide(KafkaJsProducer.layerConfig()))
 
-await runOnFakeKafka("kafkajs app")
+// no OTEL_* endpoint set: an empty layer, so none of the optional OpenTelemetry packages is needed
+await runOnFakeKafka("kafkajs app", Telemetry.layerConfig({ serviceName: "orders" }))

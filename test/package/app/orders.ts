@@ -31,10 +31,13 @@ const check = (condition: boolean, what: string) => {
   if (!condition) throw new Error(`package test: ${what}`)
 }
 
-/** Publishes the events on FakeKafka (3 partitions) through the Publisher and checks the receipts. */
-export const runOnFakeKafka = async (app: string): Promise<void> => {
+/**
+ * Publishes the events on FakeKafka (3 partitions) through the Publisher, with `extra` beside it (telemetry,
+ * say), and checks the receipts.
+ */
+export const runOnFakeKafka = async <E>(app: string, extra: Layer.Layer<never, E> = Layer.empty): Promise<void> => {
   const fakeKafka = FakeKafka.layer({ topics: { orders: { partitions: 3 } } })
-  const live = Publisher.layer().pipe(Layer.provideMerge(fakeKafka))
+  const live = Layer.merge(Publisher.layer().pipe(Layer.provideMerge(fakeKafka)), extra)
   const { receipts, stored } = await Effect.runPromise(program.pipe(Effect.provide(live)))
   const delivered = receipts.filter(Receipt.isDelivered)
   check(delivered.length === events.length, `${delivered.length} of ${events.length} receipts are Delivered`)
