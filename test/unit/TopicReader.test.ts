@@ -19,14 +19,18 @@ console.log(JSON.stringify({ fake: typeof FakeKafka.layer, tag: error._tag, reas
 
 describe("TopicReader", { timeout: 30_000 }, () => {
   it("without kafkajs installed: the import works, a read fails with ReadFailed naming the package", async () => {
-    const { stdout } = await run(process.execPath, [
-      "--conditions=effect-kafka-publisher-source",
-      "--import",
-      path.resolve("test/support/hideKafkaJs.ts"),
-      "--input-type=module",
-      "--eval",
-      withoutKafkaJs
-    ])
+    const { stdout } = await run(
+      process.execPath,
+      [
+        "--conditions=effect-kafka-publisher-source",
+        "--import",
+        path.resolve("test/support/hidePackages.ts"),
+        "--input-type=module",
+        "--eval",
+        withoutKafkaJs
+      ],
+      { env: { ...process.env, HIDE_PACKAGES: "kafkajs" } }
+    )
     assert.deepStrictEqual(JSON.parse(stdout), {
       fake: "function",
       tag: "ReadFailed",

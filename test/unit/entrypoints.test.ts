@@ -1,16 +1,9 @@
 // Which Kafka client each entry point loads: a fresh Node process imports one entry point (by the package's
 // own name, as a user does) under a module load hook that records every module it resolves. The core and
 // `/testing` must load no Kafka client; each driver loads its own client and not the other one.
-import { execFile } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import path from "node:path"
-import { promisify } from "node:util"
-import { afterAll, assert, describe, it } from "@effect/vitest"
-
-const run = promisify(execFile)
-const dir = mkdtempSync(path.join(tmpdir(), "entrypoints-"))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
+import { readFileSync } from "node:fs"
+import { assert, describe, it } from "@effect/vitest"
+import { moduleLoadsOf } from "../support/moduleLoads.ts"
 
 const clients = {
   kafkajs: "/node_modules/kafkajs/",
@@ -22,26 +15,9 @@ type Client = keyof typeof clients
 const exportsOfPackage = (JSON.parse(readFileSync("package.json", "utf8")) as { exports: Record<string, unknown> })
   .exports
 
-let runs = 0
 /** The Kafka clients a fresh process loads when it imports `entry` (and what it loaded, for messages). */
 const clientsLoadedBy = async (entry: string) => {
-  const file = path.join(dir, `loads-${++runs}.jsonl`)
-  await run(
-    process.execPath,
-    [
-      "--conditions=effect-kafka-publisher-source",
-      "--import",
-      path.resolve("test/support/recordModuleLoads.ts"),
-      "--input-type=module",
-      "--eval",
-      `await import(${JSON.stringify(entry)})`
-    ],
-    { env: { ...process.env, RECORD_MODULE_LOADS: file } }
-  )
-  const loads = readFileSync(file, "utf8")
-    .split("\n")
-    .filter((line) => line !== "")
-    .map((line) => JSON.parse(line) as { readonly url: string; readonly parent?: string })
+  const loads = await moduleLoadsOf(`await import(${JSON.stringify(entry)})`)
   const urls = loads.map((load) => load.url)
   const firstLoad = (client: Client) => loads.find((load) => load.url.includes(clients[client]))
   const loaded = (Object.keys(clients) as Array<Client>).filter((client) => firstLoad(client) !== undefined)
