@@ -115,7 +115,7 @@ const main = Effect.gen(function* () {
     const m = medianCpu(name)
     console.log(
       `  ${name.padEnd(4)} ${fmt((events / m.ms) * 1000).padStart(9)} publishes/s ${fmt(m.cpuMicros / events, 1).padStart(6)} µs CPU/publish` +
-        `  (${(m.cpuMicros / none.cpuMicros).toFixed(2)}x none, +${fmt((m.cpuMicros - none.cpuMicros) / events, 1)} µs)`
+        `  (${(m.cpuMicros / none.cpuMicros).toFixed(2)}x none, ${m.cpuMicros >= none.cpuMicros ? "+" : ""}${fmt((m.cpuMicros - none.cpuMicros) / events, 1)} µs)`
     )
   }
 })
