@@ -3,10 +3,11 @@
  * partitions keys, in a child process where kafkajs, kafkajs-snappy and @platformatic/kafka cannot be
  * resolved; and no module of src/ outside the driver folders and the reader imports a client.
  */
-import { spawnSync } from "node:child_process"
+
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "@effect/vitest"
+import { runWithout } from "../support/runWithout.ts"
 
 const script = `
 import { Effect } from "effect"
@@ -32,18 +33,7 @@ const sourceFiles = (dir: string): Array<string> =>
 
 describe("no Kafka client outside the drivers", () => {
   it("FakeKafka runs with no Kafka client installed, keys on the Java client's partition", () => {
-    const result = spawnSync(
-      process.execPath,
-      [
-        "--conditions=effect-kafka-publisher-source",
-        "--import",
-        "./test/support/hidePackages.ts",
-        "--input-type=module",
-        "-e",
-        script
-      ],
-      { encoding: "utf8", env: { ...process.env, HIDE_PACKAGES: "kafkajs,kafkajs-snappy,@platformatic/kafka" } }
-    )
+    const result = runWithout(["kafkajs", "kafkajs-snappy", "@platformatic/kafka"], script)
     expect(result.stderr).not.toMatch(/Cannot find package/)
     // Utils.toPositive(Utils.murmur2("user-1".getBytes())) % 3 == 2 (kafka-clients 3.9.2)
     expect(JSON.parse(result.stdout.trim().split("\n").at(-1)!)).toEqual({ partition: 2 })

@@ -1,14 +1,10 @@
 // TopicReader loads kafkajs only when a read starts: without kafkajs installed, importing
 // effect-kafka-publisher/testing works and a read fails with a typed ReadFailed that says what to install.
-import { execFile } from "node:child_process"
-import path from "node:path"
-import { promisify } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TopicReader } from "effect-kafka-publisher/testing"
 import { freePort } from "../support/freePort.ts"
-
-const run = promisify(execFile)
+import { runWithout } from "../support/runWithout.ts"
 
 const withoutKafkaJs = `
 import { Effect } from "effect"
@@ -19,18 +15,7 @@ console.log(JSON.stringify({ fake: typeof FakeKafka.layer, tag: error._tag, reas
 
 describe("TopicReader", { timeout: 30_000 }, () => {
   it("without kafkajs installed: the import works, a read fails with ReadFailed naming the package", async () => {
-    const { stdout } = await run(
-      process.execPath,
-      [
-        "--conditions=effect-kafka-publisher-source",
-        "--import",
-        path.resolve("test/support/hidePackages.ts"),
-        "--input-type=module",
-        "--eval",
-        withoutKafkaJs
-      ],
-      { env: { ...process.env, HIDE_PACKAGES: "kafkajs" } }
-    )
+    const { stdout } = runWithout(["kafkajs"], withoutKafkaJs)
     assert.deepStrictEqual(JSON.parse(stdout), {
       fake: "function",
       tag: "ReadFailed",

@@ -3,8 +3,9 @@
  * "effect-kafka-publisher/kafkajs"; asking for snappy then fails the layer with a typed Fatal InvalidConfig
  * naming the package. Run in a child process whose resolve hook hides those packages.
  */
-import { spawnSync } from "node:child_process"
+
 import { describe, expect, it } from "@effect/vitest"
+import { runWithout } from "../../support/runWithout.ts"
 
 const script = `
 import { Effect, Exit } from "effect"
@@ -18,18 +19,7 @@ console.log(JSON.stringify({ tag: error?._tag, reason: error?.reason, message: e
 
 describe("kafkajs driver without the optional packages", () => {
   it("imports without kafkajs-snappy and @platformatic/kafka; snappy is a typed Fatal InvalidConfig", () => {
-    const result = spawnSync(
-      process.execPath,
-      [
-        "--conditions=effect-kafka-publisher-source",
-        "--import",
-        "./test/support/hidePackages.ts",
-        "--input-type=module",
-        "-e",
-        script
-      ],
-      { encoding: "utf8", env: { ...process.env, HIDE_PACKAGES: "kafkajs-snappy,@platformatic/kafka" } }
-    )
+    const result = runWithout(["kafkajs-snappy", "@platformatic/kafka"], script)
     expect(result.stderr).not.toMatch(/Cannot find package/)
     const answer = JSON.parse(result.stdout.trim().split("\n").at(-1)!)
     expect(answer).toMatchObject({ tag: "Fatal", reason: "InvalidConfig" })
