@@ -14,7 +14,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { CircuitBreaker, DeadLetter, Health, Publisher } from "effect-kafka-publisher"
+import { CircuitBreaker, DeadLetter, Health, Publisher, TraceContext } from "effect-kafka-publisher"
 import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { producerLayer } from "../shared/broker.ts"
 import { TriggerRequest, WorkflowEvent, workflowEvents } from "./WorkflowEvent.ts"
@@ -26,6 +26,9 @@ const trigger = HttpRouter.add(
   "/workflows/:id/trigger",
   Effect.gen(function* () {
     const { id } = yield* HttpRouter.schemaPathParams(PathParams)
+    const request = yield* HttpServerRequest.HttpServerRequest
+    // the caller's tracestate travels on with the trace into the record's headers
+    yield* TraceContext.annotateIncoming(request.headers)
     const body = yield* HttpServerRequest.schemaBodyJson(TriggerRequest)
     const publisher = yield* Publisher.Publisher
     const event = new WorkflowEvent({

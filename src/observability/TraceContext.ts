@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { Option, type Tracer } from "effect"
+import { Effect, Option, type Tracer } from "effect"
 import * as Headers from "effect/http/Headers"
 import * as HttpTraceContext from "effect/http/HttpTraceContext"
 
@@ -33,15 +33,43 @@ export type HeaderValues = Readonly<Record<string, string | Uint8Array | undefin
  * The propagation headers for a span. `traceparent` is the string `HttpTraceContext.toHeaders` writes
  * (`00-<trace id>-<span id>-<flags>`), formatted here because this runs for every record: `toHeaders` also
  * builds a b3 header and a `Headers` object (`Object.setPrototypeOf`) each call. A test holds them equal.
- * `state` is the `tracestate` to carry; default: the span's `tracestate` attribute, when it has one.
+ * `state` is the `tracestate` to carry; default: the trace's, as `tracestateOf` finds it.
  */
 export const inject = (span: Tracer.Span, state?: string | undefined): Record<string, string> => {
   const out: Record<string, string> = {
     [traceparent]: `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
   }
-  const carried = state ?? span.attributes.get(tracestate)
-  if (typeof carried === "string" && carried.length > 0) out[tracestate] = carried
+  const carried = state ?? tracestateOf(span)
+  if (carried !== undefined) out[tracestate] = carried
   return out
+}
+
+/** How far up the parents `tracestateOf` looks: spans of one request rarely nest deeper. */
+const maxTracestateDepth = 32
+
+/**
+ * The `tracestate` of the trace a span is in: its own `tracestate` attribute, or the nearest local
+ * parent's (W3C: a child keeps its parent's trace state). An HTTP server span gets one from
+ * `annotateIncoming`, so the records its handler publishes carry the incoming request's `tracestate`.
+ */
+export const tracestateOf = (span: Tracer.Span): string | undefined => {
+  let current: Tracer.AnySpan | undefined = span
+  for (let depth = 0; current?._tag === "Span" && depth < maxTracestateDepth; depth++) {
+    const state = current.attributes.get(tracestate)
+    if (typeof state === "string" && state.length > 0) return state
+    current = Option.getOrUndefined(current.parent)
+  }
+  return undefined
+}
+
+/**
+ * For a server handler: keeps the incoming request's `tracestate` on the current span (the server span,
+ * whose parent Effect's HTTP middleware took from the request's `traceparent`), so what the handler
+ * publishes carries it on. Nothing happens when the request has none.
+ */
+export const annotateIncoming = (headers: HeaderValues): Effect.Effect<void> => {
+  const state = headers[tracestate]
+  return state === undefined ? Effect.void : Effect.annotateCurrentSpan(tracestate, textOf(state))
 }
 
 const decoder = new TextDecoder()

@@ -1,7 +1,8 @@
 // The examples against the real broker of this run, as users run them; the topic is then read back by the CLI
 // and by a consumer. Includes issue 7's shutdown under load: SIGTERM to a process publishing continuously.
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import { TraceContext } from "effect-kafka-publisher"
 import { TopicReader } from "effect-kafka-publisher/testing"
 import { runCli } from "../support/runCli.ts"
 import { runExample, startExample, waitForOutput } from "../support/runExample.ts"
@@ -49,33 +50,44 @@ describeWithKafka("examples on the real broker", () => {
   })
 
   describe("workflow-events service", { timeout: 120_000 }, () => {
-    it.live("POST over real HTTP publishes to the real broker; a consumer reads the event back", () =>
-      Effect.gen(function* () {
-        const topic = `workflow-events-${Date.now()}`
-        const service = yield* Effect.promise(() =>
-          startWorkflowService({ KAFKA_BROKERS: bootstrapServers().join(","), WORKFLOW_TOPIC: topic })
-        )
-        try {
-          const response = yield* Effect.promise(() => service.trigger("wf-real", validBody))
-          assert.strictEqual(response.status, 202)
-          const receipt = (yield* Effect.promise(() => response.json())) as { status: string; runId: string }
-          assert.strictEqual(receipt.status, "Delivered")
-          const bad = yield* Effect.promise(() => service.trigger("wf-real", { source: "fax" }))
-          assert.strictEqual(bad.status, 400)
-          const [record, ...rest] = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic })
-          assert.strictEqual(rest.length, 0)
-          const event = JSON.parse(decoder.decode(record!.value!)) as Record<string, unknown>
-          assert.include(event, {
-            workflowId: "wf-real",
-            runId: receipt.runId,
-            source: "api",
-            eventType: "workflow.triggered"
-          })
-        } finally {
-          service.run.child.kill("SIGTERM")
-          yield* Effect.promise(() => service.run.exit)
-        }
-      })
+    it.live(
+      "POST over real HTTP publishes to the real broker; a consumer reads the event back, in the caller's trace",
+      () =>
+        Effect.gen(function* () {
+          const topic = `workflow-events-${Date.now()}`
+          const service = yield* Effect.promise(() =>
+            startWorkflowService({ KAFKA_BROKERS: bootstrapServers().join(","), WORKFLOW_TOPIC: topic })
+          )
+          try {
+            // the caller's trace context: the record continues its trace and carries its tracestate (issue 17.4)
+            const callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+            const response = yield* Effect.promise(() =>
+              service.trigger("wf-real", validBody, {
+                traceparent: `00-${callerTrace}-00f067aa0ba902b7-01`,
+                tracestate: "vendor=abc,other=1"
+              })
+            )
+            assert.strictEqual(response.status, 202)
+            const receipt = (yield* Effect.promise(() => response.json())) as { status: string; runId: string }
+            assert.strictEqual(receipt.status, "Delivered")
+            const bad = yield* Effect.promise(() => service.trigger("wf-real", { source: "fax" }))
+            assert.strictEqual(bad.status, 400)
+            const [record, ...rest] = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic })
+            assert.strictEqual(rest.length, 0)
+            assert.strictEqual(decoder.decode(record!.headers.tracestate), "vendor=abc,other=1")
+            assert.strictEqual(Option.getOrUndefined(TraceContext.extract(record!.headers))?.traceId, callerTrace)
+            const event = JSON.parse(decoder.decode(record!.value!)) as Record<string, unknown>
+            assert.include(event, {
+              workflowId: "wf-real",
+              runId: receipt.runId,
+              source: "api",
+              eventType: "workflow.triggered"
+            })
+          } finally {
+            service.run.child.kill("SIGTERM")
+            yield* Effect.promise(() => service.run.exit)
+          }
+        })
     )
   })
 

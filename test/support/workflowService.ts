@@ -8,10 +8,10 @@ export const startWorkflowService = async (env: Record<string, string | undefine
   const run = startExample("examples/workflow-events/main.ts", { ...env, PORT: String(port) })
   await waitForOutput(run, (out, err) => `${out}${err}`.includes("Listening on"))
   const base = `http://127.0.0.1:${port}`
-  const trigger = (workflowId: string, body: unknown) =>
+  const trigger = (workflowId: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${base}/workflows/${workflowId}/trigger`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...headers },
       body: typeof body === "string" ? body : JSON.stringify(body)
     })
   return { run, base, trigger, health: () => fetch(`${base}/health`) }

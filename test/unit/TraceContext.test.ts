@@ -29,6 +29,24 @@ describe("TraceContext", () => {
     })
   )
 
+  it.effect("issue 17.4: a parent's tracestate (an incoming request's) is carried by the spans below it", () =>
+    Effect.gen(function* () {
+      const incoming = {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        tracestate: "vendor=abc"
+      }
+      const headers = yield* Effect.gen(function* () {
+        yield* TraceContext.annotateIncoming(incoming)
+        const send = yield* Effect.makeSpan("send orders")
+        return TraceContext.inject(send)
+      }).pipe(Effect.withSpan("POST /orders", { parent: Option.getOrThrow(TraceContext.extract(incoming)) }))
+      assert.strictEqual(headers.tracestate, "vendor=abc")
+      assert.include(headers.traceparent, "4bf92f3577b34da6a3ce929d0e0e4736")
+      const alone = yield* Effect.makeSpan("send orders")
+      assert.isUndefined(TraceContext.inject(alone).tracestate, "no tracestate anywhere up the chain: none written")
+    })
+  )
+
   it.effect("issue 18.5: propagate keeps traceparent and tracestate of one trace (bytes headers too)", () =>
     Effect.gen(function* () {
       const span = yield* Effect.makeSpan("send orders")
