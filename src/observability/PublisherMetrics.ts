@@ -22,8 +22,11 @@
  * topic is counted in one overflow series per metric, without `messaging.destination.name` and with
  * `otel.metric.overflow: "true"` (OpenTelemetry's cardinality-limit convention), so an application that
  * publishes to topic names made from data cannot grow the registry without bound. The series a publisher
- * created are removed from the metric registry when its scope closes, unless another open publisher still
- * updates them (so a process that creates publishers per tenant or per job releases their series).
+ * created are released when its scope closes, unless another open publisher still updates them (so a
+ * process that creates publishers per tenant or per job does not keep their series): they leave the metric
+ * registry when the next publisher starts on it. Not at once, because an exporter's last export runs after
+ * the publisher closed (the telemetry layer is released after the layers above it): removed at close, the
+ * counts of a shutdown's last interval would never be exported.
  *
  * @module
  */
@@ -120,39 +123,51 @@ interface Owned {
   readonly metric: Metric.Metric<never, unknown>
 }
 
-// Per registry: how many open publishers hold each series (by `Owned.id`). A series is removed from the
-// registry when the last of them closes.
-const holders = new WeakMap<Metric.MetricRegistry, Map<string, number>>()
+/** Per registry: how many open publishers hold each series (by `Owned.id`), and the series none holds. */
+interface Holds {
+  readonly counts: Map<string, number>
+  /** Released by their last publisher; removed from the registry when the next publisher starts. */
+  released: Array<Owned>
+}
+
+const holdsByRegistry = new WeakMap<Metric.MetricRegistry, Holds>()
+
+/** Removes the released series that no publisher took up again since. */
+const removeReleased = (holds: Holds, context: Context.Context<never>): void => {
+  for (const { id, metric } of holds.released) if (!holds.counts.has(id)) Metric.removeUnsafe(metric, context)
+  holds.released = []
+}
 
 /**
- * `own(id, metric)` marks a series as held by this publisher until its scope closes; then the series the
- * publisher was the last to hold are removed from the metric registry.
+ * `own(id, metric)` marks a series as held by this publisher until its scope closes; the series it was the
+ * last to hold are then released (see the policy above).
  */
 const ownership = Effect.gen(function* () {
   const context = yield* Effect.context<never>()
   const registry = Context.get(context, Metric.MetricRegistry)
-  let held = holders.get(registry)
-  if (held === undefined) {
-    held = new Map()
-    holders.set(registry, held)
+  let found = holdsByRegistry.get(registry)
+  if (found === undefined) {
+    found = { counts: new Map(), released: [] }
+    holdsByRegistry.set(registry, found)
   }
-  const counts = held
+  const holds = found
+  removeReleased(holds, context)
   const owned: Array<Owned> = []
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
-      for (const { id, metric } of owned) {
-        const left = (counts.get(id) ?? 1) - 1
+      for (const series of owned) {
+        const left = (holds.counts.get(series.id) ?? 1) - 1
         if (left > 0) {
-          counts.set(id, left)
+          holds.counts.set(series.id, left)
           continue
         }
-        counts.delete(id)
-        Metric.removeUnsafe(metric, context)
+        holds.counts.delete(series.id)
+        holds.released.push(series)
       }
     })
   )
   return <M extends Metric.Metric<never, unknown>>(id: string, metric: M): M => {
-    counts.set(id, (counts.get(id) ?? 0) + 1)
+    holds.counts.set(id, (holds.counts.get(id) ?? 0) + 1)
     owned.push({ id, metric })
     return metric
   }

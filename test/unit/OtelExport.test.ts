@@ -43,4 +43,26 @@ describe("OpenTelemetry export", () => {
       assert.strictEqual(span!.attributes["messaging.system"], "kafka")
     }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provideMerge(FakeKafka.layer()))), Effect.provide(otel))
   })
+
+  it.live("the last export at shutdown still holds the publisher's counts (its series outlive its close)", () => {
+    const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+    const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 60_000 })
+    const otel = NodeSdk.layer(() => ({ resource: { serviceName: "otel-shutdown-test" }, metricReader: reader }))
+    const topic = Topic.make({ name: "otel-shutdown", schema: Schema.String, key: (s) => s })
+    return Effect.gen(function* () {
+      // the publisher closes first, then the SDK's reader makes its last export (layers release in reverse)
+      yield* Effect.scoped(
+        Publisher.Publisher.use((publisher) => publisher.publish(topic, "user-1")).pipe(
+          Effect.provide(Publisher.layer().pipe(Layer.provideMerge(FakeKafka.layer()), Layer.provideMerge(otel)))
+        )
+      )
+      const sent = metrics
+        .getMetrics()
+        .flatMap((m) => m.scopeMetrics.flatMap((s) => s.metrics))
+        .filter((m) => m.descriptor.name === "messaging.client.sent.messages")
+        .flatMap((m) => m.dataPoints as ReadonlyArray<{ attributes: Record<string, unknown>; value: unknown }>)
+        .find((p) => p.attributes["messaging.destination.name"] === "otel-shutdown")
+      assert.strictEqual(sent?.value, 1)
+    })
+  })
 })
