@@ -4,12 +4,13 @@
  * the broker under test.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, type Layer, Schema } from "effect"
+import { Context, Effect, type Layer, Schema } from "effect"
 import { DeadLetter, Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import kafkajs from "kafkajs"
 import { Producer } from "../../src/Producer.ts"
 import type { PublishError } from "../../src/PublishError.ts"
 import type { ReadRecord } from "../../src/reader/TopicReader.ts"
+import { failureOf } from "../support/exits.ts"
 
 export interface ContractBrokerShape {
   readonly createTopic: (
@@ -62,13 +63,6 @@ const twentyOrders = Array.from(
   { length: 20 },
   (_, i) => new Order({ orderId: `order-${i + 1}`, userId: `user-${(i % 5) + 1}`, amountCents: 100 + i })
 )
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (!reason) throw new Error(`expected a typed failure, got ${exit.cause}`)
-  return reason.error
-}
 
 /** Offsets of each partition, in read order. */
 const offsetsByPartition = (records: ReadonlyArray<ReadRecord>) => {

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { Topic } from "effect-kafka-publisher"
+import { failureOf } from "../support/exits.ts"
 
 class Order extends Schema.Class<Order>("Order")({
   orderId: Schema.String,
@@ -27,13 +28,6 @@ const order = (amountCents: number) =>
     },
     { disableChecks: true }
   )
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const reason = exit.cause.reasons[0]
-  if (reason?._tag !== "Fail") throw new Error("expected a typed failure")
-  return reason.error
-}
 
 describe("Topic", () => {
   it.effect("encodes an event to JSON bytes with its key and headers", () =>

@@ -3,12 +3,12 @@
  * and partitioners stay kafkajs's): what the driver makes of kafkajs's answers, without a broker.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Fiber } from "effect"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { vi } from "vitest"
 import { codecFor } from "../../../src/kafkajs/compressionCodecs.ts"
 import type { ProducerRecord } from "../../../src/Producer.ts"
-import type { PublishError } from "../../../src/PublishError.ts"
+import { failureOf } from "../../support/exits.ts"
 
 interface StubProducer {
   readonly connect: () => Promise<void>
@@ -41,13 +41,6 @@ const record = (partition: number, value = "v"): ProducerRecord => ({
   headers: {},
   partition
 })
-
-const failureOf = <A>(exit: Exit.Exit<A, PublishError>): PublishError => {
-  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason?._tag !== "Fail") throw new Error(`expected a typed failure, got ${exit.cause}`)
-  return reason.error
-}
 
 /** Producers that connect at once, answer `sendBatch` with `answer`, and count their sends. */
 const answering = (answer: (request: { acks: number }) => Promise<unknown>) => {

@@ -4,11 +4,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { MultipleErrors, ProtocolError } from "@platformatic/kafka"
-import { Effect, Exit } from "effect"
+import { Effect } from "effect"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { vi } from "vitest"
 import type { ProducerRecord } from "../../../src/Producer.ts"
-import type { PublishError } from "../../../src/PublishError.ts"
+import { failureOf } from "../../support/exits.ts"
 
 const stub = vi.hoisted(() => ({
   send: (_options: { messages: Array<{ partition: number }> }): Promise<unknown> => Promise.resolve({ offsets: [] })
@@ -40,13 +40,6 @@ const record = (partition: number, value: string): ProducerRecord => ({
   headers: {},
   partition
 })
-
-const failureOf = <A>(exit: Exit.Exit<A, PublishError>): PublishError => {
-  if (Exit.isSuccess(exit)) throw new Error(`expected a failure, got ${JSON.stringify(exit.value)}`)
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  if (reason?._tag !== "Fail") throw new Error(`expected a typed failure, got ${exit.cause}`)
-  return reason.error
-}
 
 describe("PlatformaticProducer on a stubbed client", () => {
   it.effect("issue 18.2 (platformatic): outcomes written where `error.produced` says, unknown for the rest", () =>
