@@ -33,10 +33,11 @@
  * @module
  */
 import {
+  type Clock,
   Context,
   Duration,
   Effect,
-  type Exit,
+  Exit,
   Fiber,
   FiberSet,
   Layer,
@@ -44,8 +45,11 @@ import {
   Result,
   Schedule,
   type Scope,
+  Sink,
+  Stream,
   Tracer
 } from "effect"
+import { defaults as batcherDefaults, estimatedSize } from "./Batcher.ts"
 import { CircuitBreaker, CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Health, type Outcome } from "./Health.ts"
@@ -55,6 +59,7 @@ import * as PublisherMetrics from "./observability/PublisherMetrics.ts"
 import * as TraceContext from "./observability/TraceContext.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
 import {
+  amend,
   type DeadLetterFailed,
   type Fatal,
   markPossiblyDelivered,
@@ -84,8 +89,15 @@ export interface Options {
   readonly deliveryTimeout?: Duration.Input | undefined
   /** How long closing waits for accepted publishes. Default 30 s. */
   readonly shutdownTimeout?: Duration.Input | undefined
-  /** Default concurrency of `publishAll`. Default 16. */
+  /**
+   * How many records of one `publishAll` request are retried or dead-lettered at the same time after the
+   * request failed (records of one key always one after the other). Default 16.
+   */
   readonly concurrency?: number | undefined
+  /** Most records in one request of `publishAll` / `publishRecords` / the stream sink. Default 500 (the Batcher's). */
+  readonly batchSize?: number | undefined
+  /** Most bytes in one such request, estimated as `Batcher.estimatedSize` counts them. Default 1 MiB (the Batcher's). */
+  readonly batchBytes?: number | undefined
   /** Metric series of this publisher (cap on per-topic series). Default `PublisherMetrics.defaults`. */
   readonly metrics?: PublisherMetrics.Options | undefined
 }
@@ -95,8 +107,15 @@ export interface Publisher {
   /** Validates, encodes and publishes one event. */
   readonly publish: <A, I>(topic: Topic.Topic<A, I>, event: A) => Effect.Effect<Receipt, PublishFailure>
   /**
-   * Publishes every event, at most `concurrency` at a time. Every event is settled (none is abandoned
-   * because another failed); if any failed, `PublishAllFailed` holds the failures and the other receipts.
+   * Publishes every event in bulk: all are encoded first (an invalid one fails with its own `Fatal`
+   * `SchemaInvalid` and nothing of it is sent; it does not hold the others back), then the valid records go
+   * in requests of at most `batchSize` records / `batchBytes` bytes, one request after the other. A record
+   * whose request failed is retried or dead-lettered on its own, as `publish` does (ambiguous attempts
+   * marked), records of one key one after the other and before the next request, so order per key is kept.
+   * Every event is settled; if any failed, `PublishAllFailed` holds the failures and the other receipts, by
+   * index. The call is accepted as a whole: it runs in a fiber of the publisher (the caller's interruption
+   * does not abandon it), is drained at shutdown, and each request is bounded by the delivery timeout.
+   * `concurrency`: see `Options.concurrency`.
    */
   readonly publishAll: <A, I>(
     topic: Topic.Topic<A, I>,
@@ -105,6 +124,14 @@ export interface Publisher {
   ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>
   /** Publishes an already serialized record (no Schema): the same retries, dead-letter and lifecycle. */
   readonly publishRecord: (record: ProducerRecord) => Effect.Effect<Receipt, PublishFailure>
+  /**
+   * `publishAll` for records already serialized (any topics): the same requests, retries, dead-letter,
+   * order per key and lifecycle. `PublishAllFailed.topic` is the first record's topic.
+   */
+  readonly publishRecords: (
+    records: Iterable<ProducerRecord>,
+    options?: { readonly concurrency?: number | undefined }
+  ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>
   /** Publishes accepted and not finished yet. */
   readonly inFlight: Effect.Effect<number>
 }
@@ -118,8 +145,12 @@ export const defaults = {
   deliveryTimeout: Duration.seconds(120),
   /** 30 s. */
   shutdownTimeout: Duration.seconds(30),
-  /** 16 events of one `publishAll` at a time. */
-  concurrency: 16
+  /** 16 records of a failed `publishAll` request retried at a time. */
+  concurrency: 16,
+  /** 500 records per `publishAll` request, as the Batcher. */
+  batchSize: batcherDefaults.batchSize,
+  /** 1 MiB per `publishAll` request, as the Batcher. */
+  batchBytes: batcherDefaults.batchBytes
 } as const
 
 /**
@@ -142,10 +173,36 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
       lifecycle.accept(record.topic, observed(record))
     const publish = <A, I>(topic: Topic.Topic<A, I>, event: A): Effect.Effect<Receipt, PublishFailure> =>
       Effect.flatMap(Topic.encode(topic, event), publishRecord)
+    const bulk = makeBulk({
+      settings,
+      producer,
+      send: guardedSend(producer, breaker),
+      deadlines,
+      metrics,
+      lifecycle,
+      observed
+    })
     return Publisher.of({
       publish,
-      publishAll: (topic, events, opts) => publishAllWith(publish, settings.concurrency, topic, events, opts),
+      publishAll: (topic, events, opts) =>
+        Effect.suspend(() => {
+          const items = Array.from(events)
+          return Effect.flatMap(
+            Effect.forEach(items, (event) => Effect.result(Topic.encode(topic, event))),
+            (encoded) => bulk(topic.name, encoded, opts?.concurrency)
+          )
+        }),
       publishRecord,
+      publishRecords: (records, opts) =>
+        Effect.suspend(() => {
+          const items = Array.from(records, (record): Result.Result<ProducerRecord, Fatal> => Result.succeed(record))
+          const first = items[0]
+          return bulk(
+            first !== undefined && Result.isSuccess(first) ? first.success.topic : "",
+            items,
+            opts?.concurrency
+          )
+        }),
       inFlight: observed.inFlight
     })
   })
@@ -162,6 +219,8 @@ interface Settings {
   readonly deliveryTimeout: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
   readonly concurrency: number
+  readonly batchSize: number
+  readonly batchBytes: number
   readonly metrics: PublisherMetrics.Options
 }
 
@@ -171,6 +230,8 @@ const resolve = (options: Options): Settings => ({
   deliveryTimeout: Duration.fromInputUnsafe(options.deliveryTimeout ?? defaults.deliveryTimeout),
   shutdownTimeout: Duration.fromInputUnsafe(options.shutdownTimeout ?? defaults.shutdownTimeout),
   concurrency: options.concurrency ?? defaults.concurrency,
+  batchSize: Math.max(1, options.batchSize ?? defaults.batchSize),
+  batchBytes: Math.max(1, options.batchBytes ?? defaults.batchBytes),
   metrics: options.metrics ?? {}
 })
 
@@ -186,10 +247,7 @@ const guardedSend = (producer: Producer, breaker: Option.Option<CircuitBreaker>)
 
 interface Lifecycle {
   /** Runs an accepted publish in a fiber the publisher owns, or refuses it once closing has begun. */
-  readonly accept: (
-    topic: string,
-    publish: Effect.Effect<Receipt, PublishFailure>
-  ) => Effect.Effect<Receipt, PublishFailure>
+  readonly accept: <A, E>(topic: string, publish: Effect.Effect<A, E>) => Effect.Effect<A, E | PublisherClosed>
 }
 
 /**
@@ -199,7 +257,7 @@ interface Lifecycle {
  */
 const makeLifecycle = (shutdownTimeout: Duration.Duration): Effect.Effect<Lifecycle, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const accepted = yield* FiberSet.make<Receipt, PublishFailure>()
+    const accepted = yield* FiberSet.make<unknown, unknown>()
     let closed = false
     yield* Effect.addFinalizer(() => {
       closed = true
@@ -207,8 +265,8 @@ const makeLifecycle = (shutdownTimeout: Duration.Duration): Effect.Effect<Lifecy
     })
     // The check and the fork are one synchronous step: no publish can pass the check and then find the set
     // closed (interrupted, not refused), or join it after the drain looked.
-    const accept = (topic: string, publish: Effect.Effect<Receipt, PublishFailure>) =>
-      Effect.withFiber((caller) => {
+    const accept = <A, E>(topic: string, publish: Effect.Effect<A, E>): Effect.Effect<A, E | PublisherClosed> =>
+      Effect.withFiber<A, E | PublisherClosed>((caller) => {
         if (closed) {
           return Effect.fail(new PublisherClosed({ topic, message: "the publisher is shutting down: not accepted" }))
         }
@@ -220,7 +278,7 @@ const makeLifecycle = (shutdownTimeout: Duration.Duration): Effect.Effect<Lifecy
   })
 
 /** Waits for accepted publishes, at most `timeout`; logs what it waits for and what it gives up on. */
-const drain = (accepted: FiberSet.FiberSet<Receipt, PublishFailure>, timeout: Duration.Duration) =>
+const drain = (accepted: FiberSet.FiberSet<unknown, unknown>, timeout: Duration.Duration) =>
   Effect.gen(function* () {
     const pending = yield* FiberSet.size(accepted)
     if (pending === 0) return
@@ -273,29 +331,41 @@ const makeDeliver =
  * each run) is only set up once an attempt failed. It starts from that failure, replayed once, then
  * resends: the same decisions, delays and logs as `Effect.retry(attempt, logRetry(record))`.
  */
-const sendRetried = (deps: DeliverDeps, record: ProducerRecord, tally: Tally) => {
-  const note = (error: PublishError | CircuitOpen) => {
-    if (error._tag !== "CircuitOpen" && mayHaveWritten(error)) tally.possiblyDelivered = true
-  }
-  const attempt = Effect.suspend(() => {
+const sendRetried = (deps: Pick<DeliverDeps, "send" | "settings" | "metrics">, record: ProducerRecord, tally: Tally) =>
+  Effect.catch(attemptOf(deps, record, tally), (first) => retryAfter(deps, record, tally, first))
+
+const attemptOf = (deps: Pick<DeliverDeps, "send">, record: ProducerRecord, tally: Tally) =>
+  Effect.suspend(() => {
     tally.attempts++
     return deps.send([record])
   })
-  return Effect.catch(attempt, (first) => {
-    note(first)
-    const resend = Effect.tapError(attempt, (error) => Effect.sync(() => note(error)))
-    let replayed = false
-    const again = Effect.suspend(() => {
-      if (replayed) return resend
-      replayed = true
-      return Effect.fail(first)
-    })
-    return Effect.retry(again, logRetry(deps, record))
+
+const noteFailure = (tally: Tally, error: PublishError | CircuitOpen) => {
+  if (error._tag !== "CircuitOpen" && mayHaveWritten(error)) tally.possiblyDelivered = true
+}
+
+/** The retries after a failed attempt (`first`, counted in `tally` already): the policy decides. */
+const retryAfter = (
+  deps: Pick<DeliverDeps, "send" | "settings" | "metrics">,
+  record: ProducerRecord,
+  tally: Tally,
+  first: PublishError | CircuitOpen
+) => {
+  noteFailure(tally, first)
+  const resend = Effect.tapError(attemptOf(deps, record, tally), (error) =>
+    Effect.sync(() => noteFailure(tally, error))
+  )
+  let replayed = false
+  const again = Effect.suspend(() => {
+    if (replayed) return resend
+    replayed = true
+    return Effect.fail(first)
   })
+  return Effect.retry(again, logRetry(deps, record))
 }
 
 /** The retry policy, logging each retry of `record` and counting it. */
-const logRetry = (deps: DeliverDeps, record: ProducerRecord) =>
+const logRetry = (deps: Pick<DeliverDeps, "settings" | "metrics">, record: ProducerRecord) =>
   Schedule.tap(deps.settings.policy, ({ input, duration, attempt: retry }) => {
     const error = input as Retriable // the policy lets nothing else through
     return Effect.logWarning("publish failed, retrying").pipe(
@@ -381,7 +451,76 @@ const makeObserved = (deps: ObserveDeps) => {
       Effect.provideService(timed(record, span, carried), Tracer.ParentSpan, span)
     )
   }
-  return Object.assign(observed, { inFlight: Effect.sync(() => inFlight) })
+  const count = (delta: number) =>
+    Effect.suspend(() => {
+      inFlight += delta
+      return deps.metrics.setInFlight(inFlight)
+    })
+  /**
+   * One span for a bulk call ("send <topic>", `messaging.batch.message_count`), whose context goes into the
+   * headers of each record that brings none of its own (one that does keeps it: its consumer continues the
+   * trace it came from). Per record: the metrics, health and logs of `publish`; on the span, the counts.
+   */
+  const bulk = (
+    topic: string,
+    records: ReadonlyArray<ProducerRecord>,
+    run: (traced: ReadonlyArray<ProducerRecord>) => Effect.Effect<ReadonlyArray<Settled>>
+  ): Effect.Effect<ReadonlyArray<Settled>> =>
+    Effect.useSpan(
+      `send ${topic}`,
+      {
+        kind: "producer",
+        attributes: {
+          "messaging.system": "kafka",
+          "messaging.operation.name": "send",
+          "messaging.operation.type": "send",
+          "messaging.destination.name": topic,
+          "messaging.batch.message_count": records.length
+        }
+      },
+      (span) => {
+        const traced = records.map((record) =>
+          TraceContext.carried(record.headers) === undefined
+            ? { ...record, headers: TraceContext.propagate(record.headers, span, undefined) }
+            : record
+        )
+        return count(records.length).pipe(
+          Effect.andThen(run(traced)),
+          Effect.tap((settled) => Effect.sync(() => annotateBulk(span, settled))),
+          Effect.ensuring(count(-records.length)),
+          Effect.provideService(Tracer.ParentSpan, span)
+        )
+      }
+    )
+  /** Metrics, health and logs of one record of a bulk call (no span of its own). */
+  const finish = (record: ProducerRecord, exit: Exit.Exit<Receipt, PublishFailure>, seconds: number) =>
+    finished(deps, record, undefined, exit, seconds)
+  return Object.assign(observed, { inFlight: Effect.sync(() => inFlight), bulk, finish })
+}
+
+type Observed = ReturnType<typeof makeObserved>
+
+/** A record's outcome in a bulk call: its receipt, or the typed error its caller gets. */
+type Settled = Result.Result<Receipt, PublishFailure>
+
+const annotateBulk = (span: Tracer.Span, settled: ReadonlyArray<Settled>) => {
+  let delivered = 0
+  let deadLettered = 0
+  let failed = 0
+  let errorType: string | undefined
+  for (const result of settled) {
+    if (Result.isFailure(result)) {
+      failed++
+      errorType ??= failureType(result.failure)
+    } else if (result.success._tag === "Delivered") delivered++
+    else deadLettered++
+  }
+  annotate(span, {
+    "messaging.kafka.delivered": delivered,
+    "messaging.kafka.dead_lettered": deadLettered,
+    "messaging.kafka.failed": failed,
+    ...(errorType === undefined ? {} : { "error.type": errorType })
+  })
 }
 
 /**
@@ -391,7 +530,7 @@ const makeObserved = (deps: ObserveDeps) => {
 const finished = (
   deps: ObserveDeps,
   record: ProducerRecord,
-  span: Tracer.Span,
+  span: Tracer.Span | undefined,
   exit: Exit.Exit<Receipt, PublishFailure>,
   seconds: number
 ): Effect.Effect<void> => {
@@ -428,33 +567,354 @@ const finished = (
   )
 }
 
-// --- publishAll ----------------------------------------------------------------------------------------------
+// --- bulk: publishAll, publishRecords -------------------------------------------------------------------------
 
-const publishAllWith = <A, I>(
-  publish: (topic: Topic.Topic<A, I>, event: A) => Effect.Effect<Receipt, PublishFailure>,
-  defaultConcurrency: number,
-  topic: Topic.Topic<A, I>,
-  events: Iterable<A>,
-  opts?: { readonly concurrency?: number | undefined }
-): Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed> =>
-  Effect.forEach(events, (event) => Effect.result(publish(topic, event)), {
-    concurrency: opts?.concurrency ?? defaultConcurrency
-  }).pipe(
-    Effect.flatMap((results) => {
-      const failures: Array<{ index: number; error: PublishFailure }> = []
-      const receipts = results.map((result, index) => {
-        if (Result.isSuccess(result)) return result.success
-        failures.push({ index, error: result.failure })
-        return undefined
-      })
+interface BulkDeps {
+  readonly settings: Settings
+  readonly producer: Producer
+  readonly send: Send
+  readonly deadlines: Deadlines.Deadlines
+  readonly metrics: PublisherMetrics.Recorder
+  readonly lifecycle: Lifecycle
+  readonly observed: Observed
+}
+
+/**
+ * Bulk publishing. The invalid items are settled at once (their own error, nothing sent); the valid records
+ * are accepted as one unit (one fiber of the publisher for the whole call, not one per record) and sent in
+ * requests bounded by `batchSize` / `batchBytes`, one request after the other: a request's failed records
+ * are retried (or dead-lettered) before the next request leaves, so no later record of their key can pass
+ * them. Requests go to the `Producer` directly (a `Batcher` below keeps each one whole: one call is never
+ * split); the bounds are the Batcher's, so a request is a batch a broker takes at its default limits.
+ */
+const makeBulk =
+  (deps: BulkDeps) =>
+  (
+    topic: string,
+    items: ReadonlyArray<Result.Result<ProducerRecord, Fatal>>,
+    concurrency: number | undefined
+  ): Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed> => {
+    const records: Array<ProducerRecord> = []
+    const indices: Array<number> = []
+    const failures: Array<{ index: number; error: PublishFailure }> = []
+    const receipts: Array<Receipt | undefined> = new Array(items.length).fill(undefined)
+    items.forEach((item, index) => {
+      if (Result.isSuccess(item)) {
+        records.push(item.success)
+        indices.push(index)
+      } else failures.push({ index, error: item.failure })
+    })
+    const run =
+      records.length === 0
+        ? Effect.succeed<ReadonlyArray<Settled>>([])
+        : deps.lifecycle.accept(
+            topic,
+            deps.observed.bulk(topic, records, (traced) =>
+              sendRequests(deps, traced, Math.max(1, concurrency ?? deps.settings.concurrency))
+            )
+          )
+    return Effect.flatMap(Effect.result(run), (outcome) => {
+      if (Result.isFailure(outcome)) {
+        // refused as a whole (the publisher is closing): every valid event gets the error, nothing was sent
+        for (const index of indices) failures.push({ index, error: outcome.failure })
+      } else {
+        outcome.success.forEach((settled, k) => {
+          const index = indices[k]!
+          if (Result.isSuccess(settled)) receipts[index] = settled.success
+          else failures.push({ index, error: settled.failure })
+        })
+      }
       if (failures.length === 0) return Effect.succeed(receipts as ReadonlyArray<Receipt>)
+      failures.sort((a, b) => a.index - b.index)
       return Effect.fail(
         new PublishAllFailed({
-          message: `${failures.length} of ${results.length} events to ${topic.name} failed`,
-          topic: topic.name,
+          message: `${failures.length} of ${items.length} events to ${topic} failed`,
+          topic,
           receipts,
           failures
         })
+      )
+    })
+  }
+
+/** The records in requests of at most `batchSize` records and `batchBytes` bytes, one after the other. */
+const sendRequests = (
+  deps: BulkDeps,
+  records: ReadonlyArray<ProducerRecord>,
+  concurrency: number
+): Effect.Effect<ReadonlyArray<Settled>> =>
+  Effect.gen(function* () {
+    const { batchSize, batchBytes } = deps.settings
+    const out: Array<Settled> = []
+    let start = 0
+    while (start < records.length) {
+      let end = start
+      let bytes = batchOverhead
+      while (end < records.length && end - start < batchSize) {
+        const size = estimatedSize(records[end]!)
+        if (end > start && bytes + size > batchBytes) break
+        bytes += size
+        end++
+      }
+      const settled = yield* sendRequest(deps, records.slice(start, end), concurrency)
+      for (const result of settled) out.push(result)
+      start = end
+    }
+    return out
+  })
+
+/** A record batch's header (as the Batcher counts it). */
+const batchOverhead = 61
+
+type Attempted = Result.Result<RecordMetadata, PublishError | CircuitOpen>
+
+/**
+ * One request and what follows it: the retries of its failed records, all bounded by one delivery timeout
+ * from the moment the request leaves; then, for each record, its receipt or dead letter, and its metrics.
+ */
+const sendRequest = (
+  deps: BulkDeps,
+  records: ReadonlyArray<ProducerRecord>,
+  concurrency: number
+): Effect.Effect<ReadonlyArray<Settled>> =>
+  Effect.clockWith((clock) => {
+    const started = monotonicMillis(clock)
+    const tallies: Array<Tally> = records.map(() => ({ attempts: 0, possiblyDelivered: false }))
+    const attempted: Array<Attempted | undefined> = new Array(records.length).fill(undefined)
+    const { deliveryTimeout } = deps.settings
+    const bounded = deps.deadlines.bound(attemptRequest(deps, records, tallies, attempted, concurrency), () =>
+      Effect.sync(() => {
+        attempted.forEach((result, i) => {
+          if (result === undefined) attempted[i] = Result.fail(deliveryTimedOut(records[i]!.topic, deliveryTimeout))
+        })
+      })
+    )
+    return Effect.andThen(
+      bounded,
+      Effect.forEach(records, (record, i) => settle(deps, record, tallies[i]!, attempted[i]!, clock, started), {
+        concurrency
+      })
+    )
+  })
+
+/** Sends the request; after a failure, answers each record from `outcomes` and retries the others on their own. */
+const attemptRequest = (
+  deps: BulkDeps,
+  records: ReadonlyArray<ProducerRecord>,
+  tallies: ReadonlyArray<Tally>,
+  attempted: Array<Attempted | undefined>,
+  concurrency: number
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    for (const tally of tallies) tally.attempts = 1
+    return deps.send(records)
+  }).pipe(
+    Effect.matchEffect({
+      onSuccess: (metadata) =>
+        metadata.length === records.length
+          ? Effect.sync(() => metadata.forEach((m, i) => (attempted[i] = Result.succeed(m))))
+          : Effect.die(new Error(`Publisher: the producer answered ${metadata.length} receipts for ${records.length}`)),
+      onFailure: (error) => retryFailed(deps, records, tallies, attempted, error, concurrency)
+    })
+  )
+
+/**
+ * A failed request. A record the driver says was written keeps its place; every other one goes on on its own
+ * as `publish` would after a failed first attempt (a `"notWritten"` one as certainly not written, an
+ * `"unknown"` one marked possibly delivered), except that a record refused only because the request was too
+ * large is resent at once (a smaller request may pass; no retry is spent). Records of one partition key
+ * (explicit partition, else key) go one after the other in input order, so order per key is kept; records
+ * without a key, each on its own.
+ */
+const retryFailed = (
+  deps: BulkDeps,
+  records: ReadonlyArray<ProducerRecord>,
+  tallies: ReadonlyArray<Tally>,
+  attempted: Array<Attempted | undefined>,
+  error: PublishError | CircuitOpen,
+  concurrency: number
+): Effect.Effect<void> => {
+  const outcomes =
+    error._tag !== "CircuitOpen" && error.outcomes?.length === records.length ? error.outcomes : undefined
+  const tooLarge =
+    error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
+  const splittable = tooLarge && records.length > 1
+  const groups = new Map<string, Array<{ index: number; first: PublishError | CircuitOpen | undefined }>>()
+  const lone: Array<Array<{ index: number; first: PublishError | CircuitOpen | undefined }>> = []
+  records.forEach((record, index) => {
+    const outcome = outcomes?.[index]
+    if (typeof outcome === "object") {
+      attempted[index] = Result.succeed(outcome)
+      return
+    }
+    let own = error
+    if (outcomes !== undefined && own._tag !== "CircuitOpen") {
+      own = amend(own, { outcomes: undefined, ...(outcome === "unknown" ? { possiblyDelivered: true } : {}) })
+    }
+    const first = splittable && outcome !== "unknown" ? undefined : own
+    const key = orderKey(record)
+    if (key === undefined) lone.push([{ index, first }])
+    else {
+      const group = groups.get(key)
+      if (group === undefined) groups.set(key, [{ index, first }])
+      else group.push({ index, first })
+    }
+  })
+  const all = [...groups.values(), ...lone]
+  return Effect.forEach(
+    all,
+    (group) =>
+      Effect.forEach(
+        group,
+        ({ index, first }) => {
+          const record = records[index]!
+          const tally = tallies[index]!
+          const run = first === undefined ? sendRetried(deps, record, tally) : retryAfter(deps, record, tally, first)
+          return Effect.map(Effect.result(run), (result) => {
+            attempted[index] = Result.map(result, ([metadata]) => metadata!)
+          })
+        },
+        { discard: true }
+      ),
+    { concurrency, discard: true }
+  )
+}
+
+/** The unit order is kept in: an explicit partition, else the key; none for a record without either. */
+const orderKey = (record: ProducerRecord): string | undefined => {
+  if (record.partition !== undefined) return `p:${record.topic}:${record.partition}`
+  if (record.key === null) return undefined
+  const key = Buffer.from(record.key.buffer, record.key.byteOffset, record.key.byteLength).toString("latin1")
+  return `k:${record.topic}:${key}`
+}
+
+/** One record's end: its receipt, or its failure marked and dead-lettered as `publish` does; its metrics. */
+const settle = (
+  deps: BulkDeps,
+  record: ProducerRecord,
+  tally: Tally,
+  attempted: Attempted,
+  clock: Clock.Clock,
+  started: number
+): Effect.Effect<Settled> => {
+  let outcome: Effect.Effect<Receipt, PublishFailure>
+  if (Result.isSuccess(attempted)) outcome = Effect.succeed(deliveredReceipt(attempted.success, tally))
+  else {
+    const error = tally.possiblyDelivered ? markFailure(attempted.failure) : attempted.failure
+    const { deadLetter } = deps.settings
+    outcome =
+      deadLetter === false || error._tag === "CircuitOpen"
+        ? Effect.fail(error)
+        : DeadLetter.send(deps.producer, record, error, tally, deadLetter)
+  }
+  return Effect.onExit(Effect.result(outcome), (exit) => {
+    const seconds = (monotonicMillis(clock) - started) / 1000
+    const settled: Exit.Exit<Receipt, PublishFailure> =
+      exit._tag === "Success"
+        ? Result.isSuccess(exit.value)
+          ? Exit.succeed(exit.value.success)
+          : Exit.fail(exit.value.failure)
+        : (exit as never)
+    return deps.observed.finish(record, settled, seconds)
+  })
+}
+
+// --- streams: publishStream, sink ----------------------------------------------------------------------------
+
+/** How the stream functions group a stream's events into requests. */
+export interface StreamOptions {
+  /** Most events in one request (and in flight at a time). Default: the publisher's `batchSize` default, 500. */
+  readonly batchSize?: number | undefined
+  /** How long a request waits for more events after its first one (Java: `linger.ms`). Default 5 ms. */
+  readonly linger?: Duration.Input | undefined
+}
+
+/**
+ * A Stream transformer that publishes the stream's events and emits, per event and in input order, its
+ * outcome: `Result.succeed(receipt)` or `Result.fail(error)` (a failed event does not stop the stream: the
+ * caller decides). Events are grouped into requests (`batchSize` or `linger`, whichever comes first) and
+ * each group is one `publishAll`: the next group is published once the previous one is settled, so at most
+ * `batchSize` events are in flight and at most one more group is gathered meanwhile (backpressure: the
+ * upstream is not pulled further). Interrupting the stream does not abandon a group already accepted.
+ */
+export const publishStream =
+  <A, I>(topic: Topic.Topic<A, I>, options: StreamOptions = {}) =>
+  <E, R>(self: Stream.Stream<A, E, R>): Stream.Stream<Result.Result<Receipt, PublishFailure>, E, R | Publisher> =>
+    Stream.unwrap(
+      Effect.map(Effect.service(Publisher), (publisher) =>
+        self.pipe(
+          Stream.groupedWithin(options.batchSize ?? defaults.batchSize, options.linger ?? batcherDefaults.linger),
+          Stream.mapEffect((events) => outcomesOf(publisher.publishAll(topic, events), events.length)),
+          Stream.flattenIterable
+        )
+      )
+    )
+
+/** `publishAll` as one outcome per event. */
+const outcomesOf = (
+  all: Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>,
+  count: number
+): Effect.Effect<ReadonlyArray<Result.Result<Receipt, PublishFailure>>> =>
+  Effect.match(all, {
+    onSuccess: (receipts) => receipts.map((receipt) => Result.succeed(receipt)),
+    onFailure: (error) => {
+      const out: Array<Result.Result<Receipt, PublishFailure>> = new Array(count)
+      error.receipts.forEach((receipt, i) => {
+        if (receipt !== undefined) out[i] = Result.succeed(receipt as Receipt)
+      })
+      for (const { index, error: failure } of error.failures) out[index] = Result.fail(failure as PublishFailure)
+      return out
+    }
+  })
+
+/** What `sink` yields: how the stream's events ended. */
+export interface Summary {
+  /** Events written to the topic. */
+  readonly delivered: number
+  /** Of those, written after an ambiguous attempt (`possibleDuplicate`). */
+  readonly possibleDuplicates: number
+  /** Events written to the dead-letter topic instead. */
+  readonly deadLettered: number
+}
+
+/**
+ * A Sink that publishes every event of the stream and yields a `Summary`. Each array the stream emits is
+ * published as it comes (no linger: requests are as large as the stream's chunks, at most `batchSize`;
+ * group a trickling stream first with `Stream.groupedWithin`, or use `publishStream`), one request settled
+ * before the next array is pulled: backpressure, and at most one array in flight. The first event that fails (a typed
+ * error, not a dead letter) fails the sink with its `PublishFailure` once its group is settled; no later
+ * group is published. `Stream.run(events, Publisher.sink(topic))`.
+ */
+export const sink = <A, I>(
+  topic: Topic.Topic<A, I>,
+  options: Pick<StreamOptions, "batchSize"> = {}
+): Sink.Sink<Summary, A, never, PublishFailure, Publisher> =>
+  Sink.unwrap(
+    Effect.map(Effect.service(Publisher), (publisher) => {
+      const batchSize = Math.max(1, options.batchSize ?? defaults.batchSize)
+      const publishArray = (summary: Summary, events: ReadonlyArray<A>): Effect.Effect<Summary, PublishFailure> =>
+        Effect.gen(function* () {
+          let { delivered, possibleDuplicates, deadLettered } = summary
+          for (let start = 0; start < events.length; start += batchSize) {
+            const outcomes = yield* outcomesOf(
+              publisher.publishAll(topic, events.slice(start, start + batchSize)),
+              Math.min(batchSize, events.length - start)
+            )
+            for (const outcome of outcomes) {
+              if (Result.isFailure(outcome)) return yield* Effect.fail(outcome.failure)
+              if (outcome.success._tag === "DeadLettered") deadLettered++
+              else {
+                delivered++
+                if (outcome.success.possibleDuplicate) possibleDuplicates++
+              }
+            }
+          }
+          return { delivered, possibleDuplicates, deadLettered }
+        })
+      return Sink.foldArray(
+        (): Summary => ({ delivered: 0, possibleDuplicates: 0, deadLettered: 0 }),
+        () => true,
+        publishArray
       )
     })
   )
@@ -489,8 +949,8 @@ const spanOptions = (record: ProducerRecord, carried: TraceContext.Carried | und
 })
 
 /** As `Effect.annotateCurrentSpan` does, on the span at hand (still open: it ends after `finished`). */
-const annotate = (span: Tracer.Span, attributes: Record<string, unknown>): void => {
-  if (span.status._tag === "Ended") return
+const annotate = (span: Tracer.Span | undefined, attributes: Record<string, unknown>): void => {
+  if (span === undefined || span.status._tag === "Ended") return
   for (const key in attributes) span.attribute(key, attributes[key])
 }
 

@@ -1,0 +1,370 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Layer, Random, Result, Schema, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import { Publisher, Topic } from "effect-kafka-publisher"
+import { FakeKafka } from "effect-kafka-publisher/testing"
+import { Retriable } from "../../src/PublishError.ts"
+
+class Event extends Schema.Class<Event>("Event")({
+  id: Schema.Int.check(Schema.isGreaterThan(0)),
+  key: Schema.String
+}) {}
+
+const events = Topic.make({ name: "events", schema: Event, key: (e) => e.key })
+const event = (id: number, key = `k${id % 3}`) => new Event({ id, key })
+const invalid = new Event({ id: -1, key: "k0" }, { disableChecks: true })
+const unavailable = new Retriable({ reason: "BrokerUnavailable", ambiguous: false, message: "broker down" })
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  if (!reason) throw new Error(`expected a typed failure: ${exit.cause}`)
+  return reason.error
+}
+
+const noJitter = Effect.provideService(Random.Random, { nextDoubleUnsafe: () => 0.5, nextIntUnsafe: () => 0 })
+const decoder = new TextDecoder()
+const idOf = (value: Uint8Array | null) => (JSON.parse(decoder.decode(value!)) as { id: number }).id
+
+const fakeLayer = FakeKafka.layer({
+  topics: { events: { partitions: 3 }, one: { partitions: 1 }, small: { partitions: 1, maxMessageBytes: 2500 } }
+})
+
+/** A publisher in a scope the test closes itself. */
+const scoped = (options: Publisher.Options = {}) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(Publisher.layer(options).pipe(Layer.provideMerge(fakeLayer)), scope)
+    return {
+      scope,
+      context,
+      publisher: Context.get(context, Publisher.Publisher),
+      fake: Context.get(context, FakeKafka.FakeKafka)
+    }
+  })
+
+const record = (topic: string, key: string, value: string) => ({
+  topic,
+  key: new TextEncoder().encode(key),
+  value: new TextEncoder().encode(value),
+  headers: {}
+})
+
+describe("publishAll in bulk (issue 13.1)", () => {
+  it.effect("sends requests of at most batchSize records: 1,200 events in 3 sends, receipts in input order", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped()
+      const input = Array.from({ length: 1200 }, (_, i) => event(i + 1))
+      const receipts = yield* publisher.publishAll(events, input)
+      assert.strictEqual(yield* fake.sendCount, 3)
+      assert.strictEqual(receipts.length, 1200)
+      assert.isTrue(receipts.every((r) => r._tag === "Delivered" && r.attempts === 1 && !r.possibleDuplicate))
+      const stored = yield* fake.records("events")
+      assert.strictEqual(stored.length, 1200)
+      // receipt i is where event i was written
+      const byPlace = new Map(stored.map((r) => [`${r.partition}/${r.offset}`, idOf(r.value)]))
+      receipts.forEach((r, i) => {
+        if (r._tag === "Delivered") assert.strictEqual(byPlace.get(`${r.partition}/${r.offset}`), i + 1)
+      })
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("batchBytes bounds a request too", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped({ batchBytes: 600 })
+      yield* publisher.publishAll(
+        events,
+        Array.from({ length: 10 }, (_, i) => event(i + 1))
+      )
+      // each record estimates at 133 bytes (key, value, traceparent header, 46 of overhead): four fit in 600 with the batch header (61)
+      assert.strictEqual(yield* fake.sendCount, 3)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("invalid events fail on their own with Fatal SchemaInvalid; the valid ones go in one request", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped()
+      const failed = failureOf(yield* Effect.exit(publisher.publishAll(events, [event(1), invalid, event(3), invalid])))
+      assert.strictEqual(failed._tag, "PublishAllFailed")
+      assert.deepStrictEqual(
+        failed.failures.map((f) => [f.index, (f.error as { reason: string }).reason]),
+        [
+          [1, "SchemaInvalid"],
+          [3, "SchemaInvalid"]
+        ]
+      )
+      assert.deepStrictEqual(
+        failed.receipts.map((r) => r !== undefined),
+        [true, false, true, false]
+      )
+      assert.strictEqual(yield* fake.sendCount, 1)
+      assert.strictEqual((yield* fake.records("events")).length, 2)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect(
+    "a failed request across partitions: written records keep their receipts, a partition refused as too large is resent record by record, in order",
+    () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped()
+        const big = (n: number) => `${n}`.padEnd(1000, "x")
+        const input = [
+          record("one", "a", "1"),
+          record("small", "s", big(1)),
+          record("one", "a", "2"),
+          record("small", "s", big(2)),
+          record("small", "s", big(3))
+        ]
+        const receipts = yield* publisher.publishRecords(input)
+        assert.deepStrictEqual(
+          receipts.map((r) => [r._tag, r.attempts, r._tag === "Delivered" && r.possibleDuplicate]),
+          [
+            ["Delivered", 1, false],
+            ["Delivered", 2, false],
+            ["Delivered", 1, false],
+            ["Delivered", 2, false],
+            ["Delivered", 2, false]
+          ]
+        )
+        assert.strictEqual(yield* fake.sendCount, 4) // the request, then the three refused records one by one
+        assert.deepStrictEqual(
+          (yield* fake.records("small")).map((r) => decoder.decode(r.value!)),
+          [big(1), big(2), big(3)]
+        )
+        assert.deepStrictEqual(
+          (yield* fake.records("one")).map((r) => decoder.decode(r.value!)),
+          ["1", "2"]
+        )
+        yield* Scope.close(scope, Exit.void)
+      })
+  )
+
+  it.effect("a lost answer: each record resent on its own after the backoff, marked possibleDuplicate", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped()
+      yield* fake.loseNextAnswers(1)
+      const fiber = yield* Effect.forkChild(publisher.publishAll(events, [event(1), event(2)]), {
+        startImmediately: true
+      })
+      yield* Effect.yieldNow
+      assert.strictEqual(yield* fake.sendCount, 1)
+      yield* TestClock.adjust(99)
+      assert.strictEqual(yield* fake.sendCount, 1)
+      yield* TestClock.adjust(1)
+      const receipts = yield* Fiber.join(fiber)
+      assert.strictEqual(yield* fake.sendCount, 3)
+      assert.deepStrictEqual(
+        receipts.map((r) => [r._tag, r.attempts, r._tag === "Delivered" && r.possibleDuplicate]),
+        [
+          ["Delivered", 2, true],
+          ["Delivered", 2, true]
+        ]
+      )
+      assert.strictEqual((yield* fake.records("events")).length, 4) // the copies, marked
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(noJitter)
+  )
+
+  it.effect(
+    "order per key on retry: a record retried after its request failed lands before the later records of its key",
+    () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped({ batchSize: 2 })
+        // the first request fails for both, then A1's first retry fails again (sent before B1's)
+        yield* fake.failNext(2, unavailable)
+        const input = [event(1, "A"), event(2, "B"), event(3, "A"), event(4, "B")]
+        const fiber = yield* Effect.forkChild(publisher.publishAll(events, input), { startImmediately: true })
+        yield* Effect.yieldNow
+        assert.strictEqual(yield* fake.sendCount, 1)
+        yield* TestClock.adjust(100) // A1 and B1 retried: A1 fails again, B1 is written
+        assert.strictEqual(yield* fake.sendCount, 3)
+        yield* TestClock.adjust(199) // the second request waits for A1
+        assert.strictEqual(yield* fake.sendCount, 3)
+        yield* TestClock.adjust(1)
+        const receipts = yield* Fiber.join(fiber)
+        assert.strictEqual(yield* fake.sendCount, 5)
+        assert.deepStrictEqual(
+          receipts.map((r) => r.attempts),
+          [3, 2, 1, 1]
+        )
+        const stored = yield* fake.records("events")
+        for (const key of ["A", "B"]) {
+          const ids = stored.filter((r) => decoder.decode(r.key!) === key).map((r) => idOf(r.value))
+          assert.deepStrictEqual(ids, key === "A" ? [1, 3] : [2, 4])
+        }
+        yield* Scope.close(scope, Exit.void)
+      }).pipe(noJitter)
+  )
+
+  it.effect("a record that cannot be delivered is dead-lettered on its own, the others delivered", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped()
+      const receipts = yield* publisher.publishRecords([
+        record("one", "a", "1"),
+        record("small", "s", "".padEnd(3000, "x")),
+        record("one", "a", "2")
+      ])
+      assert.deepStrictEqual(
+        receipts.map((r) => r._tag),
+        ["Delivered", "DeadLettered", "Delivered"]
+      )
+      assert.strictEqual((yield* fake.records("small.dlt")).length, 1)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("an interrupted caller does not abandon the accepted call: every record is written", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped({ batchSize: 10 })
+      yield* fake.setLatency("1 second")
+      const caller = yield* Effect.forkChild(
+        publisher.publishAll(
+          events,
+          Array.from({ length: 25 }, (_, i) => event(i + 1))
+        ),
+        { startImmediately: true }
+      )
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(caller)
+      assert.strictEqual(yield* publisher.inFlight, 25)
+      yield* TestClock.adjust("3 seconds") // three requests, one after the other
+      assert.strictEqual((yield* fake.records("events")).length, 25)
+      assert.strictEqual(yield* publisher.inFlight, 0)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("shutdown drains an accepted call, then refuses new ones: every event PublisherClosed, nothing sent", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped({ batchSize: 10 })
+      yield* fake.pause
+      const accepted = yield* Effect.forkChild(
+        publisher.publishAll(
+          events,
+          Array.from({ length: 30 }, (_, i) => event(i + 1))
+        ),
+        { startImmediately: true }
+      )
+      yield* Effect.yieldNow
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+      yield* Effect.yieldNow
+      assert.isUndefined(closing.pollUnsafe(), "closing waits for the accepted call")
+      const refused = yield* Effect.exit(publisher.publishAll(events, [event(100), event(101)]))
+      assert.isTrue(Exit.isFailure(refused))
+      if (Exit.isFailure(refused)) {
+        const error = (refused.cause.reasons[0] as { error: { failures: ReadonlyArray<{ error: { _tag: string } }> } })
+          .error
+        assert.deepStrictEqual(
+          error.failures.map((f) => f.error._tag),
+          ["PublisherClosed", "PublisherClosed"]
+        )
+      }
+      yield* fake.resume
+      yield* Fiber.join(closing)
+      assert.strictEqual((yield* Fiber.join(accepted)).length, 30)
+      assert.strictEqual((yield* fake.records("events")).length, 30)
+    })
+  )
+})
+
+describe("streams (issue 13.2)", () => {
+  it.effect("sink: backpressure, at most one array in flight on a paused broker; then a summary", () =>
+    Effect.gen(function* () {
+      const { scope, context, fake } = yield* scoped()
+      yield* fake.pause
+      let pulled = 0
+      const source = Stream.range(1, 5000).pipe(
+        Stream.tap(() =>
+          Effect.sync(() => {
+            pulled++
+          })
+        ),
+        Stream.map((n) => event(n)),
+        Stream.rechunk(100)
+      )
+      const run = yield* Effect.forkChild(Stream.run(source, Publisher.sink(events)).pipe(Effect.provide(context)), {
+        startImmediately: true
+      })
+      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+      assert.isAtMost(pulled, 200, "the paused broker holds the stream back")
+      assert.strictEqual((yield* fake.records("events")).length, 0)
+      yield* fake.resume
+      const summary = yield* Fiber.join(run)
+      assert.deepStrictEqual(summary, { delivered: 5000, possibleDuplicates: 0, deadLettered: 0 })
+      assert.strictEqual(yield* fake.sendCount, 50)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("publishStream: one outcome per event, in input order, a failed event does not stop the stream", () =>
+    Effect.gen(function* () {
+      const { scope, context, fake } = yield* scoped()
+      const input = [...Array.from({ length: 9 }, (_, i) => event(i + 1, "k")), invalid, event(11, "k")]
+      const outcomes = yield* Stream.fromIterable(input).pipe(
+        Publisher.publishStream(events, { batchSize: 4 }),
+        Stream.runCollect,
+        Effect.provide(context)
+      )
+      assert.strictEqual(outcomes.length, 11)
+      assert.deepStrictEqual(
+        outcomes.map((o) => (Result.isSuccess(o) ? o.success._tag : o.failure._tag)),
+        [...Array.from({ length: 9 }, () => "Delivered"), "Fatal", "Delivered"]
+      )
+      const offsets = outcomes.flatMap((o) =>
+        Result.isSuccess(o) && o.success._tag === "Delivered" ? [Number(o.success.offset)] : []
+      )
+      assert.deepStrictEqual(
+        offsets,
+        Array.from({ length: 10 }, (_, i) => i)
+      ) // one key: one partition, in order
+      assert.strictEqual(yield* fake.sendCount, 3)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("publishStream lingers: a trickle is sent linger after its first event", () =>
+    Effect.gen(function* () {
+      const { scope, context, fake } = yield* scoped()
+      const source = Stream.fromIterable([event(1), event(2)]).pipe(Stream.concat(Stream.never))
+      const run = yield* Effect.forkChild(
+        source.pipe(Publisher.publishStream(events), Stream.take(2), Stream.runCollect, Effect.provide(context)),
+        { startImmediately: true }
+      )
+      yield* TestClock.adjust(4)
+      assert.strictEqual(yield* fake.sendCount, 0)
+      yield* TestClock.adjust(1)
+      assert.strictEqual((yield* Fiber.join(run)).length, 2)
+      assert.strictEqual(yield* fake.sendCount, 1)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect(
+    "shutdown drains the sink's request in flight; the next one is refused: the sink fails with PublisherClosed",
+    () =>
+      Effect.gen(function* () {
+        const { scope, context, fake } = yield* scoped()
+        yield* fake.pause
+        const source = Stream.range(1, 1000).pipe(
+          Stream.rechunk(100),
+          Stream.map((n) => event(n))
+        )
+        const run = yield* Effect.forkChild(Stream.run(source, Publisher.sink(events)).pipe(Effect.provide(context)), {
+          startImmediately: true
+        })
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void), { startImmediately: true })
+        yield* Effect.yieldNow
+        yield* fake.resume
+        yield* Fiber.join(closing)
+        const exit = yield* Fiber.await(run)
+        assert.isTrue(Exit.isFailure(exit))
+        if (Exit.isFailure(exit)) {
+          assert.strictEqual((exit.cause.reasons[0] as { error: { _tag: string } }).error._tag, "PublisherClosed")
+        }
+        assert.strictEqual((yield* fake.records("events")).length, 100) // the request accepted, nothing lost
+      })
+  )
+})
