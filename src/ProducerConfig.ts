@@ -40,8 +40,11 @@ export interface Sasl {
   readonly password: Redacted.Redacted<string>
 }
 
-/** Compression of record batches (Java: compression.type); lz4 is not offered. */
-export type Compression = "none" | "gzip" | "snappy" | "zstd"
+/**
+ * Compression of record batches (Java: compression.type). With kafkajs, snappy needs the package
+ * `kafkajs-snappy` and lz4 `@platformatic/wasm-utils` (optional peers); @platformatic/kafka has all built in.
+ */
+export type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd"
 
 /** The client's own retries of one in-flight request (Java: retries, retry.backoff.ms, retry.backoff.max.ms). */
 export interface DriverRetry {
@@ -69,7 +72,7 @@ export interface ProducerConfig {
   readonly connectionTimeout?: Duration.Input | undefined
   /** Ask the broker to create unknown topics (if it allows it). Default true, as kafkajs. */
   readonly autoCreateTopics?: boolean | undefined
-  /** Default "none" (Java: compression.type); lz4 is not offered. */
+  /** Default "none" (Java: compression.type): none, gzip, snappy, lz4 or zstd. */
   readonly compression?: Compression | undefined
   /** The client's retries of one request. Default 5 retries, 100 ms doubling up to 2 s. */
   readonly retry?: DriverRetry | undefined
@@ -203,8 +206,8 @@ export const optionsConfig = Config.all({
   connectionTimeout: Config.Duration("KAFKA_CONNECTION_TIMEOUT").pipe(Config.withDefault(defaults.connectionTimeout)),
   /** `KAFKA_AUTO_CREATE_TOPICS`. */
   autoCreateTopics: Config.Boolean("KAFKA_AUTO_CREATE_TOPICS").pipe(Config.withDefault(defaults.autoCreateTopics)),
-  /** `KAFKA_COMPRESSION`: none, gzip, snappy or zstd. */
-  compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "zstd"]), "KAFKA_COMPRESSION").pipe(
+  /** `KAFKA_COMPRESSION`: none, gzip, snappy, lz4 or zstd. */
+  compression: Config.schema(Schema.Literals(["none", "gzip", "snappy", "lz4", "zstd"]), "KAFKA_COMPRESSION").pipe(
     Config.withDefault("none" as const)
   ),
   /** `KAFKA_SSL`. */
@@ -223,7 +226,7 @@ export const optionsConfig = Config.all({
 /**
  * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
  * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
- * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|zstd),
+ * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|lz4|zstd),
  * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
  * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
  */

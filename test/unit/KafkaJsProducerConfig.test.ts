@@ -29,6 +29,17 @@ describe("KafkaJsProducer.config (environment)", () => {
     })
   )
 
+  it.effect("KAFKA_COMPRESSION accepts every codec, lz4 included; an unknown one is rejected naming it", () =>
+    Effect.gen(function* () {
+      for (const compression of ["none", "gzip", "snappy", "lz4", "zstd"]) {
+        const exit = yield* load({ KAFKA_BROKERS: "b:1", KAFKA_COMPRESSION: compression })
+        assert.isTrue(Exit.isSuccess(exit), compression)
+        if (Exit.isSuccess(exit)) assert.strictEqual(exit.value.compression, compression)
+      }
+      assert.include(errorText(yield* load({ KAFKA_BROKERS: "b:1", KAFKA_COMPRESSION: "brotli" })), "KAFKA_COMPRESSION")
+    })
+  )
+
   it.effect("SASL settings: the password stays Redacted", () =>
     Effect.gen(function* () {
       const exit = yield* load({

@@ -5,6 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import kafkajs from "kafkajs"
 import { vi } from "vitest"
 import { codecFor } from "../../../src/kafkajs/compressionCodecs.ts"
 import type { ProducerRecord } from "../../../src/Producer.ts"
@@ -197,6 +198,38 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
       assert.isNumber(yield* codecFor("snappy"))
       // without snappy, the other codecs need nothing
       assert.isNumber(yield* codecFor("zstd", missing))
+    })
+  )
+
+  it.effect("lz4 without the package @platformatic/wasm-utils: Fatal InvalidConfig naming the package", () =>
+    Effect.gen(function* () {
+      const asked: Array<string> = []
+      const missing = (name: string) => {
+        asked.push(name)
+        throw Object.assign(new Error(`Cannot find module '${name}'`), { code: "MODULE_NOT_FOUND" })
+      }
+      const error = failureOf(yield* Effect.exit(codecFor("lz4", missing)))
+      assert.strictEqual(error._tag, "Fatal")
+      assert.strictEqual(error.reason, "InvalidConfig")
+      assert.include(error.message, "@platformatic/wasm-utils")
+      assert.deepStrictEqual(asked, ["@platformatic/wasm-utils"])
+      // installed (as in this repository): the codec loads on demand, and round-trips an LZ4 frame
+      assert.strictEqual(yield* codecFor("lz4"), kafkajs.CompressionTypes.LZ4)
+      const codec = (
+        kafkajs.CompressionCodecs[kafkajs.CompressionTypes.LZ4] as () => {
+          compress: (encoder: { buffer: Buffer }) => Promise<Buffer>
+          decompress: (buffer: Buffer) => Promise<Buffer>
+        }
+      )()
+      const input = Buffer.from("order ".repeat(200))
+      const compressed = yield* Effect.promise(() => codec.compress({ buffer: input }))
+      assert.isBelow(compressed.length, input.length)
+      assert.deepStrictEqual([...compressed.subarray(0, 4)], [0x04, 0x22, 0x4d, 0x18]) // the LZ4 frame magic
+      assert.deepStrictEqual(yield* Effect.promise(() => codec.decompress(compressed)), input)
+      // an app that does not ask for lz4 never loads it
+      asked.length = 0
+      assert.isNumber(yield* codecFor("gzip", missing))
+      assert.deepStrictEqual(asked, [])
     })
   )
 })
