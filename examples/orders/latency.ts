@@ -3,11 +3,11 @@
  * `npm run example:orders-latency`.
  *
  * The same EVENTS (default 5000) OrderPlaced events from CALLERS (default 64) concurrent callers, published
- * per event without linger, then through the Batcher (linger 5 ms), then batched with gzip, snappy and zstd
- * compression. Prints p50/p95/p99 latency and records/s per variant. Against KAFKA_BROKERS when set (each
+ * per event (no Batcher), then the orders lab's full grid: through the Batcher with linger 0, 5 and 20 ms, each
+ * uncompressed and with gzip, snappy, lz4 and zstd. Prints p50/p95/p99 latency and records/s per variant. Against KAFKA_BROKERS when set (each
  * variant on a topic of its own); otherwise on the embedded broker, where compression changes nothing.
  */
-import { Clock, DateTime, Effect, Layer, Option } from "effect"
+import { Clock, DateTime, Duration, Effect, Layer, Option } from "effect"
 import { Batcher, type ProducerConfig, Publisher } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { FakeKafka } from "effect-kafka-publisher/testing"
@@ -21,16 +21,22 @@ const callers = Number(process.env.CALLERS ?? 64)
 
 interface Variant {
   readonly name: string
-  readonly linger: boolean
+  /** The Batcher's linger in ms; undefined: no Batcher, one produce request per publish. */
+  readonly linger: number | undefined
   readonly compression: ProducerConfig.Compression
 }
 
+const codecs: ReadonlyArray<ProducerConfig.Compression> = ["none", "gzip", "snappy", "lz4", "zstd"]
+
 const variants: ReadonlyArray<Variant> = [
-  { name: "no linger", linger: false, compression: "none" },
-  { name: "linger 5 ms", linger: true, compression: "none" },
-  { name: "linger 5 ms + gzip", linger: true, compression: "gzip" },
-  { name: "linger 5 ms + snappy", linger: true, compression: "snappy" },
-  { name: "linger 5 ms + zstd", linger: true, compression: "zstd" }
+  { name: "per event (no Batcher)", linger: undefined, compression: "none" },
+  ...[0, 5, 20].flatMap((linger) =>
+    codecs.map((compression) => ({
+      name: `linger ${linger} ms${compression === "none" ? "" : ` + ${compression}`}`,
+      linger,
+      compression
+    }))
+  )
 ]
 
 const order = (i: number) =>
@@ -51,7 +57,10 @@ const measure = (variant: Variant, brokers: Option.Option<ReadonlyArray<string>>
     const driver = Option.isSome(brokers)
       ? KafkaJsProducer.layer({ brokers: brokers.value, compression: variant.compression, clientId: "orders-latency" })
       : FakeKafka.layer()
-    const producer = variant.linger ? Batcher.layer().pipe(Layer.provide(driver)) : driver
+    const producer =
+      variant.linger === undefined
+        ? driver
+        : Batcher.layer({ linger: Duration.millis(variant.linger) }).pipe(Layer.provide(driver))
     const latency = hdr.build({
       lowestDiscernibleValue: 1,
       highestTrackableValue: 120_000_000,
