@@ -74,13 +74,10 @@ describe("orders latency comparison on the embedded broker", { timeout: 60_000 }
       CALLERS: "16"
     })
     assert.strictEqual(code, 0, stderr)
-    for (const variant of [
-      "no linger",
-      "linger 5 ms",
-      "linger 5 ms \\+ gzip",
-      "linger 5 ms \\+ snappy",
-      "linger 5 ms \\+ zstd"
-    ]) {
+    const grid = ["0", "5", "20"].flatMap((linger) =>
+      ["", " \\+ gzip", " \\+ snappy", " \\+ lz4", " \\+ zstd"].map((codec) => `linger ${linger} ms${codec}`)
+    )
+    for (const variant of ["per event \\(no Batcher\\)", ...grid]) {
       assert.match(stdout, new RegExp(`^\\| ${variant} \\| [\\d.]+ \\| [\\d.]+ \\| [\\d.]+ \\| [\\d,]+ \\|$`, "m"))
     }
   })
