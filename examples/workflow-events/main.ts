@@ -5,6 +5,7 @@
  *                                 -> 202 with the receipt; 400 with the schema error for an invalid body;
  *                                    503 with the error when the event could not be published
  *   GET  /health                  -> the Health report; 200 healthy or degraded, 503 unhealthy
+ *   GET  /metrics                 -> the metrics in the Prometheus text format
  *
  * SIGTERM: the server stops accepting, requests in flight finish (their publishes included), the publisher
  * drains, the producer disconnects, exit 0.
@@ -14,6 +15,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { PrometheusMetrics } from "effect/observability"
 import { CircuitBreaker, DeadLetter, Health, Publisher, TraceContext } from "effect-kafka-publisher"
 import { Telemetry } from "effect-kafka-publisher/opentelemetry"
 import { producerLayer } from "../shared/broker.ts"
@@ -83,7 +85,29 @@ const health = HttpRouter.add(
 
 const port = Number(process.env.PORT ?? 3000)
 
-export const ServiceLive = HttpRouter.serve(Layer.mergeAll(trigger, health)).pipe(
+/**
+ * Prometheus names for Effect's text: counters get the `_total` suffix the format asks of them (as the
+ * OpenTelemetry Prometheus exporter does), which `PrometheusMetrics.format` leaves out and promtool flags.
+ */
+export const withCounterTotals = (text: string): string => {
+  const counters = new Set([...text.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]!))
+  return text.replace(/^(# (?:HELP|TYPE) )?([a-zA-Z_:][a-zA-Z0-9_:]*)(?=[{ ])/gm, (line, comment = "", name: string) =>
+    counters.has(name) && !name.endsWith("_total") ? `${comment}${name}_total` : line
+  )
+}
+
+// GET /metrics: every Effect metric (the publisher's included) in the Prometheus text format; dots in the
+// OpenTelemetry-style names become underscores and counters end in _total
+// (messaging.client.sent.messages -> messaging_client_sent_messages_total)
+const metrics = HttpRouter.add(
+  "GET",
+  "/metrics",
+  Effect.map(PrometheusMetrics.format(), (text) =>
+    HttpServerResponse.text(withCounterTotals(text), { contentType: "text/plain; version=0.0.4; charset=utf-8" })
+  )
+)
+
+export const ServiceLive = HttpRouter.serve(Layer.mergeAll(trigger, health, metrics)).pipe(
   Layer.provide(NodeHttpServer.layer(createServer, { port, host: "127.0.0.1" })),
   Layer.provide(Publisher.layer()),
   Layer.provide(Health.layer()),
