@@ -48,6 +48,16 @@ describe("examples on the embedded broker", { timeout: 60_000 }, () => {
     }).pipe(Effect.provide(UseCaseLive.pipe(Layer.provideMerge(FakeKafka.layer()))))
   )
 
+  it("stream sink: 20,000 events through Publisher.sink, summary 20,000 delivered, exit 0", async () => {
+    const { code, stdout, stderr } = await runExample("examples/stream-sink/main.ts", { KAFKA_BROKERS: undefined })
+    assert.strictEqual(code, 0, stderr)
+    assert.deepStrictEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), {
+      delivered: 20000,
+      possibleDuplicates: 0,
+      deadLettered: 0
+    })
+  })
+
   it("graceful shutdown: SIGTERM stops accepting, flushes, reports every accepted event, exits 0", async () => {
     const run = startExample("examples/graceful-shutdown/main.ts", { KAFKA_BROKERS: undefined, TOPIC: "ticks" })
     await waitForOutput(run, (_, err) => err.includes("publishing until SIGINT/SIGTERM"))
