@@ -712,7 +712,9 @@ const attemptRequest = (
     Effect.matchEffect({
       onSuccess: (metadata) =>
         metadata.length === records.length
-          ? Effect.sync(() => metadata.forEach((m, i) => (attempted[i] = Result.succeed(m))))
+          ? Effect.sync(() => {
+              for (let i = 0; i < metadata.length; i++) attempted[i] = Result.succeed(metadata[i]!)
+            })
           : Effect.die(new Error(`Publisher: the producer answered ${metadata.length} receipts for ${records.length}`)),
       onFailure: (error) => retryFailed(deps, records, tallies, attempted, error, concurrency)
     })
