@@ -67,8 +67,7 @@ import {
   type Scope,
   Semaphore
 } from "effect"
-import { monotonicMillis } from "./internal/deadlines.ts"
-import { millis } from "./internal/duration.ts"
+import { millis, monotonicMillis } from "./internal/duration.ts"
 import { Fifo } from "./internal/fifo.ts"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "./Producer.ts"
 import { amend, Fatal, type PublishError, type RecordOutcome, Retriable } from "./PublishError.ts"
@@ -137,8 +136,8 @@ export const Batcher = Context.Service<Batcher>("effect-kafka-publisher/Batcher"
 const recordOverhead = 36
 /** Per header: key and value lengths (varints, 5 + 5). */
 const headerOverhead = 10
-/** A record batch's header, once per batch (and partition). */
-const batchOverhead = 61
+/** A record batch's header, once per batch (and partition): what a batch costs before its records. */
+export const batchOverhead = 61
 
 /** Upper bound of a record's encoded size in a record batch (format v2, uncompressed). */
 export const estimatedSize = (record: ProducerRecord): number => {

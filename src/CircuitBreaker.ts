@@ -39,7 +39,7 @@
  * @module
  */
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, SynchronizedRef } from "effect"
-import { monotonicMillis } from "./internal/deadlines.ts"
+import { monotonicMillis } from "./internal/duration.ts"
 import { isRetriable } from "./PublishError.ts"
 
 /** The breaker's state: `Closed` lets calls through, `Open` rejects them, `HalfOpen` lets one trial through. */

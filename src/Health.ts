@@ -29,7 +29,7 @@
  */
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { type State as BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
-import { monotonicMillis } from "./internal/deadlines.ts"
+import { monotonicMillis } from "./internal/duration.ts"
 
 /** What one publish ended in, for the window: delivered, failed, or dead-lettered. */
 export type Outcome = "success" | "failure" | "deadLettered"

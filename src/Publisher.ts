@@ -49,12 +49,12 @@ import {
   Stream,
   Tracer
 } from "effect"
-import { defaults as batcherDefaults, estimatedSize } from "./Batcher.ts"
+import { defaults as batcherDefaults, batchOverhead, estimatedSize } from "./Batcher.ts"
 import { CircuitBreaker, CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Health, type Outcome } from "./Health.ts"
 import * as Deadlines from "./internal/deadlines.ts"
-import { monotonicMillis } from "./internal/deadlines.ts"
+import { monotonicMillis } from "./internal/duration.ts"
 import * as PublisherMetrics from "./observability/PublisherMetrics.ts"
 import * as TraceContext from "./observability/TraceContext.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "./Producer.ts"
@@ -662,9 +662,6 @@ const sendRequests = (
     }
     return out
   })
-
-/** A record batch's header (as the Batcher counts it). */
-const batchOverhead = 61
 
 type Attempted = Result.Result<RecordMetadata, PublishError | CircuitOpen>
 

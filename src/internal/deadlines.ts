@@ -12,14 +12,6 @@
  */
 import { Clock, Duration, Effect, Fiber, Latch, type Scope } from "effect"
 
-/**
- * Monotonic time in milliseconds (fractional), for measuring durations: unlike `currentTimeMillis` it never
- * jumps when the wall clock is stepped. Its origin is arbitrary (only differences mean something); `TestClock`
- * moves it with `adjust`. A double holds nanoseconds exactly for 104 days of uptime and to well under a
- * microsecond for decades, so milliseconds stay exact enough.
- */
-export const monotonicMillis = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
-
 interface Node {
   readonly deadline: bigint
   readonly onTimeout: () => void
