@@ -58,6 +58,24 @@ describe("examples on the embedded broker", { timeout: 60_000 }, () => {
     })
   })
 
+  it("outbox: a rejected order leaves no event; orders accepted during an outage drain; 0 lost, 0 phantoms", async () => {
+    const { code, stdout, stderr } = await runExample("examples/outbox/main.ts", {
+      KAFKA_BROKERS: undefined,
+      DATABASE_URL: undefined
+    })
+    assert.strictEqual(code, 0, stderr)
+    assert.deepStrictEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), {
+      ordersAccepted: 200,
+      rejected: 1,
+      eventsInTopic: 200,
+      lost: 0,
+      phantoms: 0,
+      duplicates: 0,
+      pendingDuringOutage: 100,
+      degradedDuringOutage: true
+    })
+  })
+
   it("graceful shutdown: SIGTERM stops accepting, flushes, reports every accepted event, exits 0", async () => {
     const run = startExample("examples/graceful-shutdown/main.ts", { KAFKA_BROKERS: undefined, TOPIC: "ticks" })
     await waitForOutput(run, (_, err) => err.includes("publishing until SIGINT/SIGTERM"))
