@@ -39,6 +39,8 @@
  * | Fatal | InvalidConfig | INVALID_CONFIG, INVALID_REQUIRED_ACKS, POLICY_VIOLATION |
  * | Fatal | InvalidRecord | INVALID_RECORD, INVALID_TIMESTAMP, CORRUPT_MESSAGE |
  * | Fatal | ProducerFenced | INVALID_PRODUCER_EPOCH, PRODUCER_FENCED, OUT_OF_ORDER_SEQUENCE_NUMBER |
+ * | Retriable | CoordinatorBusy | CONCURRENT_TRANSACTIONS, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR (the transaction coordinator is busy or moving) |
+ * | Fatal | TransactionAborted | INVALID_TXN_STATE, TRANSACTION_ABORTABLE (the transaction cannot commit) |
  * | Retriable (ambiguous) / Fatal | Unknown | anything else: retriable if the client marked it retriable, fatal otherwise |
  *
  * `SchemaInvalid` (the event does not encode) never reaches a driver: `Topic` raises it.
@@ -118,7 +120,12 @@ export const protocolErrors: Readonly<Record<string, Classification>> = table({
   CORRUPT_MESSAGE: fatal("InvalidRecord"),
   INVALID_PRODUCER_EPOCH: fatal("ProducerFenced"),
   PRODUCER_FENCED: fatal("ProducerFenced"),
-  OUT_OF_ORDER_SEQUENCE_NUMBER: fatal("ProducerFenced")
+  OUT_OF_ORDER_SEQUENCE_NUMBER: fatal("ProducerFenced"),
+  CONCURRENT_TRANSACTIONS: retriable("CoordinatorBusy"),
+  COORDINATOR_LOAD_IN_PROGRESS: retriable("CoordinatorBusy"),
+  NOT_COORDINATOR: retriable("CoordinatorBusy"),
+  INVALID_TXN_STATE: fatal("TransactionAborted"),
+  TRANSACTION_ABORTABLE: fatal("TransactionAborted")
 })
 
 /** Node's errors for a connection that never came up: the request never left. */

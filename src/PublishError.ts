@@ -26,6 +26,7 @@ export const RetriableReason = Schema.Literals([
   "UnknownTopicOrPartition",
   "Throttled",
   "DeliveryTimeout",
+  "CoordinatorBusy",
   "Unknown"
 ])
 /** One `RetriableReason`. */
@@ -45,6 +46,7 @@ export const FatalReason = Schema.Literals([
   "UnsupportedVersion",
   "InvalidConfig",
   "ProducerFenced",
+  "TransactionAborted",
   "Unknown"
 ])
 /** One `FatalReason`. */

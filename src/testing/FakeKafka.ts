@@ -23,6 +23,14 @@
  *   lost" (the records are appended, then the send fails ambiguously: a resend duplicates them, as a resend
  *   by the application would on a real broker).
  *
+ * - Transactions (`transactionalProducer`): records sent inside a transaction are in the log at once (a
+ *   read_uncommitted reader sees them), and visible to a read_committed reader only once committed, aborted
+ *   ones never; a read_committed reader stops at the first record of a transaction still open (the last
+ *   stable offset), as a broker's fetch does. A second producer with the same transactional id aborts the
+ *   first's open transaction and fences it (Fatal ProducerFenced on its next step); a transaction open longer
+ *   than its timeout is aborted and its producer fenced, as the coordinator does. `loseNextCommitAnswer`
+ *   commits and then fails ambiguously; `pause` holds commits too.
+ *
  * Time comes from Effect's `Clock`, so `TestClock` controls timestamps and latency. Records are stored as
  * given (their key, value and header bytes are not copied): do not reuse a buffer after sending it.
  *
@@ -34,6 +42,12 @@ import * as Partitioner from "../internal/partitioner.ts"
 import { type Headers, Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
 import type { ReadRecord } from "../reader/TopicReader.ts"
+import {
+  TransactionalProducer,
+  type TransactionConfig,
+  type TransactionHandle,
+  transactionTimeoutOf
+} from "../TransactionalProducer.ts"
 
 /** How a topic is created. */
 export interface TopicOptions {
@@ -76,6 +90,9 @@ export type StoredRecord = ReadRecord
 /** What `failNext` fails a send with: an error, or a function of the send's records. */
 export type InjectedError = PublishError | ((records: ReadonlyArray<ProducerRecord>) => PublishError)
 
+/** Which records a reader sees: all (`read_uncommitted`) or committed ones only (`read_committed`). */
+export type Isolation = "read_committed" | "read_uncommitted"
+
 /** The fake broker: its `Producer`, inspection and fault injection. */
 export interface FakeKafkaShape {
   /** The in-memory driver (what `layer` provides as `Producer`). */
@@ -88,8 +105,19 @@ export interface FakeKafkaShape {
   /** Records of a topic, ordered by partition then offset (or of one partition). Unknown topic: none. */
   readonly records: (
     topic: string,
-    options?: { readonly partition?: number | undefined }
+    options?: {
+      readonly partition?: number | undefined
+      /** Default `read_uncommitted`: every record written, transactional ones included. */
+      readonly isolation?: Isolation | undefined
+    }
   ) => Effect.Effect<ReadonlyArray<StoredRecord>>
+  /**
+   * A transactional producer with this id, as a driver's `make` returns: it fences every earlier producer of
+   * the same id (aborting its open transaction).
+   */
+  readonly transactionalProducer: (config: TransactionConfig) => Effect.Effect<TransactionalProducer>
+  /** The next `n` commits are applied, then fail with a Retriable, ambiguous `RequestTimeout`. */
+  readonly loseNextCommitAnswers: (n: number) => Effect.Effect<void>
   /** Names of the topics that exist, in order of creation. */
   readonly topics: Effect.Effect<ReadonlyArray<string>>
   /** Send calls received, failed ones included (an attempt counter for retry tests). */
@@ -126,11 +154,20 @@ interface PartitionLog {
   /** The records as given, and where each was written (`records[i]` is at offset `i`). */
   readonly records: Array<ProducerRecord>
   readonly written: Array<RecordMetadata>
+  /** The transaction each record was written in (`undefined`: none, always visible). */
+  readonly txns: Array<Txn | undefined>
   /** The send whose batch the fields below describe (sends are numbered). */
   batchOf: number
   batchCount: number
   batchBytes: number
   batchFirstTimestamp: number
+}
+
+/** One transaction, as the coordinator sees it. */
+interface Txn {
+  state: "open" | "committed" | "aborted"
+  readonly startedAt: number
+  readonly transactionalId: string
 }
 
 interface TopicState {
@@ -161,6 +198,11 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
     let latency = Duration.zero
     const failures: Array<{ remaining: number; readonly error: InjectedError }> = []
     let lostAnswers = 0
+    let lostCommitAnswers = 0
+    // the transaction the current (synchronous) write belongs to
+    let writingIn: Txn | undefined
+    const epochs = new Map<string, number>()
+    const openTxns = new Map<string, { readonly txn: Txn; readonly timeoutMillis: number }>()
     const running = yield* Latch.make(true)
 
     const addTopic = (name: string, topic: TopicOptions): TopicState | Fatal => {
@@ -182,6 +224,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
           maxMessageBytes,
           records: [],
           written: [],
+          txns: [],
           batchOf: 0,
           batchCount: 0,
           batchBytes: 0,
@@ -297,6 +340,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
       }
       log.records.push(record)
       log.written.push(written)
+      log.txns.push(writingIn)
       stored++
       return written
     }
@@ -344,11 +388,14 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
     // The broker's answer, once any pause or latency is over.
     const answer = (
       records: ReadonlyArray<ProducerRecord>,
-      createTime: number
+      createTime: number,
+      txn: Txn | undefined
     ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
       const injected = nextInjected()
       if (injected !== undefined) return Effect.fail(typeof injected === "function" ? injected(records) : injected)
+      writingIn = txn
       const written = write(records, createTime)
+      writingIn = undefined
       if (!Array.isArray(written)) return Effect.fail(written)
       if (lostAnswers > 0) {
         lostAnswers--
@@ -364,18 +411,21 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
       return Effect.succeed(written)
     }
 
-    const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+    const send = (
+      records: ReadonlyArray<ProducerRecord>,
+      txn?: Txn
+    ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
       Effect.clockWith((clock) => {
         sends++
         // kafkajs sends nothing for no records, so nothing can fail or wait
         if (records.length === 0) return Effect.succeed([])
         // CreateTime: the driver stamps records when the send starts, not when the broker answers
         const createTime = clock.currentTimeMillisUnsafe()
-        if (running.isOpen() && Duration.isZero(latency)) return answer(records, createTime)
+        if (running.isOpen() && Duration.isZero(latency)) return answer(records, createTime, txn)
         inFlight++
         const wait = Duration.isZero(latency) ? running.await : Effect.andThen(Effect.sleep(latency), running.await)
         return wait.pipe(
-          Effect.andThen(Effect.suspend(() => answer(records, createTime))),
+          Effect.andThen(Effect.suspend(() => answer(records, createTime, txn))),
           Effect.ensuring(
             Effect.sync(() => {
               inFlight--
@@ -384,15 +434,108 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         )
       })
 
-    const records = (topic: string, opts?: { readonly partition?: number | undefined }) =>
+    // The coordinator aborts transactions open past their timeout and fences their producer.
+    const expire = (now: number) => {
+      for (const [id, open] of openTxns) {
+        if (now - open.txn.startedAt > open.timeoutMillis) {
+          open.txn.state = "aborted"
+          openTxns.delete(id)
+          epochs.set(id, (epochs.get(id) ?? 0) + 1)
+        }
+      }
+    }
+
+    const transactionalProducer = (config: TransactionConfig): Effect.Effect<TransactionalProducer> =>
+      Effect.sync(() => {
+        const id = config.transactionalId
+        const timeoutMillis = Duration.toMillis(transactionTimeoutOf(config))
+        // InitProducerId: a new epoch, the previous producer's open transaction aborted
+        const epoch = (epochs.get(id) ?? 0) + 1
+        epochs.set(id, epoch)
+        const previous = openTxns.get(id)
+        if (previous !== undefined) previous.txn.state = "aborted"
+        openTxns.delete(id)
+        const fenced = () =>
+          new Fatal({
+            reason: "ProducerFenced",
+            message: `There is a newer producer with the same transactionalId (${id}) which fences the current one`
+          })
+        // every step first lets the coordinator expire transactions, then checks the epoch
+        const step = <A>(f: (now: number) => Effect.Effect<A, PublishError>) =>
+          Effect.clockWith((clock) => {
+            const now = clock.currentTimeMillisUnsafe()
+            expire(now)
+            return epochs.get(id) === epoch ? f(now) : Effect.fail(fenced())
+          })
+        const handleFor = (txn: Txn): TransactionHandle => {
+          const end = (state: "committed" | "aborted") =>
+            step(() => {
+              if (txn.state !== "open") return Effect.fail(fenced())
+              txn.state = state
+              openTxns.delete(id)
+              if (state === "committed" && lostCommitAnswers > 0) {
+                lostCommitAnswers--
+                return Effect.fail(
+                  new Retriable({
+                    reason: "RequestTimeout",
+                    ambiguous: true,
+                    message: "The request timed out (FakeKafka: the commit was applied, the answer was lost)"
+                  })
+                )
+              }
+              return Effect.void
+            })
+          return {
+            send: (records) => step(() => (txn.state === "open" ? send(records, txn) : Effect.fail(fenced()))),
+            commit: Effect.andThen(running.await, end("committed")),
+            abort: end("aborted")
+          }
+        }
+        return TransactionalProducer.of({
+          transactionalId: id,
+          begin: step((now) => {
+            if (openTxns.has(id)) {
+              return Effect.fail(
+                new Fatal({
+                  reason: "TransactionAborted",
+                  message: `Transaction ${id} is already open (one at a time)`
+                })
+              )
+            }
+            const txn: Txn = { state: "open", startedAt: now, transactionalId: id }
+            openTxns.set(id, { txn, timeoutMillis })
+            return Effect.succeed(handleFor(txn))
+          })
+        })
+      })
+
+    const records = (
+      topic: string,
+      opts?: { readonly partition?: number | undefined; readonly isolation?: Isolation | undefined }
+    ) =>
+      Effect.clockWith((clock) => {
+        expire(clock.currentTimeMillisUnsafe())
+        return readRecords(topic, opts)
+      })
+
+    const readRecords = (
+      topic: string,
+      opts?: { readonly partition?: number | undefined; readonly isolation?: Isolation | undefined }
+    ) =>
       Effect.sync((): ReadonlyArray<StoredRecord> => {
+        const committedOnly = opts?.isolation === "read_committed"
         const state = topics.get(topic)
         if (state === undefined) return []
         const logs = opts?.partition === undefined ? state.partitions : [state.partitions[opts.partition]]
         const out: Array<StoredRecord> = []
         for (const log of logs) {
           if (log === undefined) continue
-          for (let i = 0; i < log.records.length; i++) out.push(readBack(log.records[i]!, log.written[i]!))
+          for (let i = 0; i < log.records.length; i++) {
+            const txn = log.txns[i]
+            if (committedOnly && txn?.state === "open") break // the last stable offset
+            if (committedOnly && txn?.state === "aborted") continue
+            out.push(readBack(log.records[i]!, log.written[i]!))
+          }
         }
         return out
       })
@@ -406,6 +549,11 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
           return added instanceof Fatal ? Effect.fail(added) : Effect.void
         }),
       records,
+      transactionalProducer,
+      loseNextCommitAnswers: (n) =>
+        Effect.sync(() => {
+          lostCommitAnswers += Math.max(0, n)
+        }),
       topics: Effect.sync(() => [...topics.keys()]),
       sendCount: Effect.sync(() => sends),
       recordCount: Effect.sync(() => stored),
@@ -431,11 +579,24 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         stored = 0
         failures.length = 0
         lostAnswers = 0
+        lostCommitAnswers = 0
+        epochs.clear()
+        openTxns.clear()
         latency = Duration.zero
         return Effect.asVoid(running.open)
       })
     }
   })
+
+/** A `TransactionalProducer` of the `FakeKafka` in context (each build fences the previous one of the same id). */
+export const layerTransactional = (config: TransactionConfig): Layer.Layer<TransactionalProducer, never, FakeKafka> =>
+  Layer.effect(
+    TransactionalProducer,
+    Effect.gen(function* () {
+      const fake = yield* FakeKafka
+      return yield* fake.transactionalProducer(config)
+    })
+  )
 
 /** Provides both the `Producer` (the in-memory driver) and `FakeKafka` (to inspect it and inject faults). */
 export const layer = (options: Options = {}): Layer.Layer<Producer | FakeKafka> =>
