@@ -5,6 +5,10 @@
  *   verify --topic T [--expect N] [--id-header eventId]   read a topic back: count, duplicates, offset gaps
  *   produce --topic T --value V [--key K] [--header k=v]  publish one record (retries and dead-letter included)
  *   dlt --topic T [--dlt-topic T.dlt]                      list dead-lettered records with their headers
+ *   dlt replay --topic T.dlt [--to T] [--where k=v]...    send dead letters back (see Redrive); --dry-run lists them
+ *
+ * verify, dlt and dlt replay show progress on stderr (a line rewritten in place on a terminal, a plain line
+ * every --progress-interval seconds otherwise) and with --json print one JSON document on stdout, nothing else.
  *
  * Every command takes the same settings, parsed by `ProducerConfig` as the library parses them: the brokers
  * from --brokers or KAFKA_BROKERS, TLS and SASL from KAFKA_SSL and KAFKA_SASL_MECHANISM / _USERNAME /
@@ -50,8 +54,10 @@ import type { Producer } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import type { PublishError } from "../PublishError.ts"
 import * as Publisher from "../Publisher.ts"
+import * as Redrive from "../Redrive.ts"
 import * as TopicAudit from "../reader/TopicAudit.ts"
 import * as TopicReader from "../reader/TopicReader.ts"
+import * as Progress from "./progress.ts"
 
 /** The exit codes of the command line (see the module comment). */
 export const ExitCode = { ok: 0, checkFailed: 1, usage: 2, unreachable: 3 } as const
@@ -66,6 +72,42 @@ const brokersFlag = Flag.String("brokers").pipe(
   Flag.withDescription("bootstrap servers, host:port[,host:port]; default: KAFKA_BROKERS"),
   Flag.optional
 )
+
+const jsonFlag = Flag.Boolean("json").pipe(
+  Flag.withDescription("print one JSON document on stdout, nothing else"),
+  Flag.withDefault(false)
+)
+
+const progressIntervalFlag = Flag.Int("progress-interval").pipe(
+  Flag.withDescription("seconds between progress lines when stderr is not a terminal"),
+  Flag.withDefault(5)
+)
+
+/** Reads a topic with progress on stderr. */
+const readWithProgress = (
+  config: TopicReader.ConnectionOptions,
+  topic: string,
+  intervalSeconds: number
+): Effect.Effect<ReadonlyArray<TopicReader.ReadRecord>, TopicReader.ReadFailed> =>
+  Effect.suspend(() => {
+    const reporter = progressReporter(`reading ${topic}`, intervalSeconds)
+    return TopicReader.readAll({ ...config, topic, onProgress: reporter.update }).pipe(
+      Effect.ensuring(Effect.sync(reporter.done))
+    )
+  })
+
+const progressReporter = (label: string, intervalSeconds: number) =>
+  Progress.make({
+    label,
+    tty: process.stderr.isTTY === true,
+    write: (text) => process.stderr.write(text),
+    intervalMs: intervalSeconds * 1000,
+    now: Date.now
+  })
+
+/** One JSON document on stdout (bigints as strings; bytes are turned into text by the caller). */
+const json = (value: unknown) =>
+  Console.log(JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v)))
 
 /** The settings of every command: ProducerConfig from the environment, --brokers in place of KAFKA_BROKERS. */
 const settings = (brokers: Option.Option<string>) =>
@@ -108,18 +150,20 @@ const verify = Command.make(
       Flag.withDescription("the header that carries a unique event id"),
       Flag.withDefault("eventId")
     ),
+    json: jsonFlag,
+    progressInterval: progressIntervalFlag,
     brokers: brokersFlag
   },
   (options) =>
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
       yield* Console.error(`reading ${options.topic} from ${config.brokers.join(",")} ...`)
-      const records = yield* TopicReader.readAll({ ...config, topic: options.topic })
+      const records = yield* readWithProgress(config, options.topic, options.progressInterval)
       const report = TopicAudit.audit(records, {
         expect: Option.getOrUndefined(options.expect),
         idHeader: options.idHeader
       })
-      yield* printReport(report)
+      yield* options.json ? json(report) : printReport(report)
       if (!report.ok) return yield* new Reported({ code: ExitCode.checkFailed })
     }).pipe(explained)
 ).pipe(Command.withDescription("Read a topic back and check count, duplicates and offset gaps; exit 1 if not OK"))
@@ -168,6 +212,85 @@ const produce = Command.make(
     }).pipe(explained)
 ).pipe(Command.withDescription("Publish one record; exit 1 if it was dead-lettered instead"))
 
+/** Reads a topic; one that does not exist reads as empty. */
+const readOrEmpty = (config: TopicReader.ConnectionOptions, topic: string, intervalSeconds: number) =>
+  readWithProgress(config, topic, intervalSeconds).pipe(
+    Effect.catchIf(
+      (error) => error.reason === "UnknownTopic",
+      () => Effect.succeed([])
+    )
+  )
+
+const where = (texts: ReadonlyArray<string>) =>
+  Effect.forEach(texts, (text) => {
+    const filter = Redrive.parseFilter(text)
+    return filter === undefined
+      ? Effect.fail(new Usage({ message: `--where ${text}: expected header=value or header=prefix*` }))
+      : Effect.succeed(filter)
+  })
+
+const replay = Command.make(
+  "replay",
+  {
+    topic: Flag.String("topic").pipe(Flag.withDescription("the dead-letter topic to redrive, e.g. orders.dlt")),
+    to: Flag.String("to").pipe(Flag.withDescription("send here instead of each record's originalTopic"), Flag.optional),
+    where: Flag.String("where").pipe(
+      Flag.withDescription("header=value (or header=prefix*); several are ANDed"),
+      Flag.atLeast(0)
+    ),
+    max: Flag.Int("max").pipe(Flag.withDescription("send at most N records"), Flag.optional),
+    maxRedrives: Flag.Int("max-redrives").pipe(
+      Flag.withDescription("skip records redriven this many times already"),
+      Flag.withDefault(Redrive.defaultMaxRedrives)
+    ),
+    dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("list what would be sent"), Flag.withDefault(false)),
+    json: jsonFlag,
+    progressInterval: progressIntervalFlag,
+    brokers: brokersFlag
+  },
+  (options) =>
+    Effect.gen(function* () {
+      const filters = yield* where(options.where)
+      const config = yield* connected(options.brokers)
+      const source: Redrive.Source = { read: (topic) => readOrEmpty(config, topic, options.progressInterval) }
+      const redrive: Redrive.Options = {
+        deadLetterTopic: options.topic,
+        to: Option.getOrUndefined(options.to),
+        filters,
+        max: Option.getOrUndefined(options.max),
+        maxRedrives: options.maxRedrives
+      }
+      const planned = yield* Redrive.plan(source, redrive)
+      const sends = planned.decisions.filter((d) => d._tag === "Send")
+      const summary = options.dryRun
+        ? Redrive.dryRun(planned)
+        : yield* Redrive.execute(planned).pipe(
+            Effect.provide(
+              Publisher.layer({ deadLetter: { topicName: () => options.topic } }).pipe(
+                Layer.provide(kafkaJsLayer(config))
+              )
+            )
+          )
+      if (options.json) {
+        const wouldSend = sends.map((d) => ({ from: d.from, topic: d.record.topic, key: text(d.record.key) }))
+        yield* json({ dryRun: options.dryRun, ...summary, ...(options.dryRun ? { wouldSend } : {}) })
+      } else {
+        if (options.dryRun) {
+          for (const d of sends) {
+            yield* Console.log(`would send ${d.from} to ${d.record.topic} key ${text(d.record.key)}`)
+          }
+        }
+        yield* Console.log(`${options.dryRun ? "dry run: " : ""}${Redrive.summarize(summary)}`)
+      }
+      if (summary.deadLetteredAgain > 0 || summary.failed > 0)
+        return yield* new Reported({ code: ExitCode.checkFailed })
+    }).pipe(explained)
+).pipe(
+  Command.withDescription(
+    "Send dead letters back to their topic, once each (redrivenFrom header); exit 1 if one failed again"
+  )
+)
+
 const dlt = Command.make(
   "dlt",
   {
@@ -176,25 +299,34 @@ const dlt = Command.make(
       Flag.withDescription("the dead-letter topic; default: the topic's name + .dlt"),
       Flag.optional
     ),
+    json: jsonFlag,
+    progressInterval: progressIntervalFlag,
     brokers: brokersFlag
   },
   (options) =>
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
       const topic = Option.getOrElse(options.dltTopic, () => DeadLetter.defaultTopicName(options.topic))
-      const records = yield* TopicReader.readAll({ ...config, topic }).pipe(
-        Effect.catchIf(
-          (error) => error.reason === "UnknownTopic",
-          () => Effect.succeed([])
-        )
-      )
+      const records = yield* readOrEmpty(config, topic, options.progressInterval)
+      if (options.json) {
+        const listed = records.map((r) => ({
+          partition: r.partition,
+          offset: r.offset,
+          key: r.key,
+          headers: r.headers
+        }))
+        return yield* json({ topic, count: records.length, records: listed })
+      }
       for (const r of records) {
         yield* Console.log(`${topic} partition ${r.partition} offset ${r.offset} key ${text(r.key)}`)
         for (const [name, value] of Object.entries(r.headers)) yield* Console.log(`  ${name}: ${text(value)}`)
       }
       yield* Console.log(`${records.length} dead-lettered record(s) in ${topic}`)
     }).pipe(explained)
-).pipe(Command.withDescription("List dead-lettered records with their headers"))
+).pipe(
+  Command.withDescription("List dead-lettered records with their headers; 'dlt replay' sends them back"),
+  Command.withSubcommands([replay])
+)
 
 const rootHelp = `Publish to Kafka and check what a topic holds.
 
@@ -204,7 +336,8 @@ const rootHelp = `Publish to Kafka and check what a topic holds.
 
   Exit codes:
     0  ok
-    1  check failed: verify not OK, produce dead-lettered or failed, a read incomplete
+    1  check failed: verify not OK, produce dead-lettered or failed, a read incomplete,
+       dlt replay: a record failed again
     2  bad usage or configuration: flags, KAFKA_* variables, a missing package
     3  cluster unreachable or refused: connection, TLS, authentication, authorisation`
 

@@ -82,6 +82,16 @@ export interface Options extends ConnectionOptions {
    * and stops at the first open one; "read_uncommitted" reads everything written. Default "read_committed".
    */
   readonly isolation?: "read_uncommitted" | "read_committed" | undefined
+  /** Called after each batch read: the records read so far and, approximately, how many the read will take. */
+  readonly onProgress?: ((progress: Progress) => void) | undefined
+}
+
+/** How far a read is. */
+export interface Progress {
+  /** Records read so far. */
+  readonly read: number
+  /** The records between the start and end offsets (approximate: compaction, transaction markers). */
+  readonly total: number
 }
 
 const missingPackage = /Cannot find (?:package|module) '(kafkajs(?:-snappy)?)'/
@@ -203,10 +213,10 @@ export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecor
     Effect.gen(function* () {
       const kafka = yield* makeClient(options, options.topic)
       const admin = yield* connectedAdmin(kafka.admin(), options.brokers, options.topic)
-      const remaining = yield* endOffsets(admin, options.topic)
+      const { remaining, total } = yield* endOffsets(admin, options.topic)
       if (remaining.size === 0) return []
       const consumer = yield* subscribed(kafka, options)
-      const records = yield* consumeUntil(consumer, remaining, options)
+      const records = yield* consumeUntil(consumer, remaining, total, options)
       return records.sort((a, b) =>
         a.partition !== b.partition ? a.partition - b.partition : Number(BigInt(a.offset) - BigInt(b.offset))
       )
@@ -229,12 +239,13 @@ const endOffsets = (admin: KafkaJs.Admin, topic: string) => {
     catch: failure("cannot fetch the end offsets", topic)
   }).pipe(
     Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25, while: worthRetrying }),
-    Effect.map(
-      (offsets) =>
-        new Map(
-          offsets.filter((o) => BigInt(o.high) > BigInt(o.low)).map((o) => [o.partition, BigInt(o.high)] as const)
-        )
-    )
+    Effect.map((offsets) => {
+      const held = offsets.filter((o) => BigInt(o.high) > BigInt(o.low))
+      return {
+        remaining: new Map(held.map((o) => [o.partition, BigInt(o.high)] as const)),
+        total: held.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0)
+      }
+    })
   )
 }
 
@@ -276,7 +287,7 @@ const toRecord = (topic: string, partition: number, m: KafkaJs.KafkaMessage): Re
 })
 
 /** Consumes until each partition of `remaining` reached its end offset, or the timeout. */
-const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>, options: Options) => {
+const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>, total: number, options: Options) => {
   const timeout = Duration.fromInputUnsafe(options.timeout ?? Duration.seconds(60))
   const records: Array<ReadRecord> = []
   return Effect.callback<void, ReadFailed>((resume) => {
@@ -297,6 +308,7 @@ const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>
           for (const m of batch.messages) {
             if (BigInt(m.offset) < end) records.push(toRecord(batch.topic, batch.partition, m))
           }
+          options.onProgress?.({ read: records.length, total })
         }
       })
       .catch((cause) => resume(Effect.fail(failure("consumer failed", options.topic)(cause))))

@@ -152,4 +152,34 @@ describe("CLI", { timeout: 60_000 }, () => {
       for (const run of [quiet, debug]) assert.notInclude(`${run.stdout}${run.stderr}`, password)
     })
   })
+
+  describe("dlt replay (issue 16)", () => {
+    it("a --where without '=' is bad usage: exit 2 before any connection", async () => {
+      const run = await runCli(["dlt", "replay", "--topic", "orders.dlt", "--where", "errorType"], {
+        KAFKA_BROKERS: await refusedBroker()
+      })
+      oneLine(run, 2, "error: --where errorType: expected header=value or header=prefix*")
+    })
+
+    it("parses its flags (several --where, --max, --max-redrives, --dry-run, --json), then needs the cluster", async () => {
+      const broker = await refusedBroker()
+      const run = await runCli(
+        [
+          "dlt",
+          "replay",
+          "--topic",
+          "orders.dlt",
+          "--to",
+          "orders",
+          "--where",
+          "errorType=Fatal.*",
+          "--where",
+          "a=b"
+        ].concat(["--max", "5", "--max-redrives", "2", "--dry-run", "--json", "--progress-interval", "1"]),
+        { KAFKA_BROKERS: broker }
+      )
+      oneLine(run, 3, new RegExp(`^error: cannot connect to ${broker}`))
+      assert.strictEqual(run.stdout, "", "--json: nothing but the document on stdout")
+    })
+  })
 })
