@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { formatArgs, jvmArgs, type PropertyValue, type SaslOptions, serverProperties } from "./brokerConfig.ts"
-import { startProxies } from "./clusterProxies.ts"
+import { proxyPortCount, startProxies } from "./clusterProxies.ts"
 import { ensureJars, javaCommand, toolchainProblem } from "./jars.ts"
 import {
   type ClusterInfo,
@@ -68,7 +68,7 @@ export interface StartClusterOptions {
   readonly detached?: boolean
   /**
    * Toxiproxy in front of each node's CLIENT listener (advertised as the proxy: `cluster.proxyBrokers`); with 3
-   * nodes also in front of the inter-broker (REPLICATION) listener and the controller (the quorum voters name the
+   * nodes also in front of the inter-broker (REPLICATION) listener and, per node, its links to every controller (its quorum voters name the
    * proxies). `cluster.proxies` holds the controls. PLAINTEXT (`cluster.brokers`) stays direct, for set-up code.
    */
   readonly proxy?: boolean
@@ -80,8 +80,8 @@ export interface NodeProxies {
   readonly client: ToxicProxy
   /** other brokers -> this node's REPLICATION listener (3 nodes) */
   readonly replication: ToxicProxy | undefined
-  /** brokers and controllers -> this node's controller listener (3 nodes) */
-  readonly controller: ToxicProxy | undefined
+  /** this node -> each controller, by controller id (3 nodes): down all of them and the node is cut off from the quorum */
+  readonly controllerLinks: ReadonlyMap<number, ToxicProxy>
 }
 
 export type NodeState = "running" | "paused" | "exited"
@@ -182,17 +182,23 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
 
   // ports, cluster.json and every node's server.properties
   const portsPerNode = options.sasl === undefined ? 2 : 3
-  const ports = await freePorts(nodeCount * portsPerNode)
+  const proxyPorts = options.proxy === true ? proxyPortCount(nodeCount) : 0
+  const ports = await freePorts(nodeCount * portsPerNode + proxyPorts)
   const infos: Array<NodeInfo> = Array.from({ length: nodeCount }, (_, index) => ({
     id: index + 1,
     brokerPort: ports[index * portsPerNode]!,
     controllerPort: ports[index * portsPerNode + 1]!,
     saslPort: options.sasl === undefined ? undefined : ports[index * portsPerNode + 2]!
   }))
-  const proxied = options.proxy === true ? await startProxies(infos) : undefined
-  const voters = infos
-    .map((node) => `${node.id}@${proxied?.get(node.id)?.controller?.listen ?? `127.0.0.1:${node.controllerPort}`}`)
-    .join(",")
+  const proxied = options.proxy === true ? await startProxies(infos, ports.slice(nodeCount * portsPerNode)) : undefined
+  // each node reaches the controllers through its own links when proxied
+  const votersOf = (from: number) =>
+    infos
+      .map((node) => {
+        const link = proxied?.get(from)?.controllerLinks.get(node.id)?.listen
+        return `${node.id}@${link ?? `127.0.0.1:${node.controllerPort}`}`
+      })
+      .join(",")
   const proxyBrokers = proxied === undefined ? undefined : infos.map((node) => proxied.get(node.id)!.client.listen)
   const brokers = infos.map((node) => `127.0.0.1:${node.brokerPort}`)
   const saslBrokers = options.sasl === undefined ? undefined : infos.map((node) => `127.0.0.1:${node.saslPort}`)
@@ -218,7 +224,7 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
       brokerPort: node.brokerPort,
       controllerPort: node.controllerPort,
       saslPort: node.saslPort,
-      voters,
+      voters: votersOf(node.id),
       dataDir: path.join(nodeDir(dir, node.id), "data"),
       sasl: options.sasl,
       extraProps: options.extraProps,

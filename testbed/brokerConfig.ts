@@ -32,7 +32,7 @@ export interface NodeConfig {
   readonly brokerPort: number
   readonly controllerPort: number
   readonly saslPort: number | undefined
-  /** `1@127.0.0.1:p1,2@127.0.0.1:p2,...`: a static quorum, the same on every node; the format needs no flag. */
+  /** `1@127.0.0.1:p1,2@127.0.0.1:p2,...`: a static quorum (the format needs no flag); with proxies, this node's links. */
   readonly voters: string
   readonly dataDir: string
   readonly sasl: SaslOptions | undefined

@@ -139,11 +139,13 @@ const makeProxy = (base: string, name: string, listen: string): ToxicProxy => {
   }
 }
 
-/** Builds toxiproxy if needed and starts it with its API on a free loopback port; waits until the API answers. */
-export const startToxiproxy = async (options: BuildOptions & { startTimeoutMs?: number } = {}): Promise<Toxiproxy> => {
+/** Builds toxiproxy if needed and starts it with its API on `port` or a free loopback port; waits until it answers. */
+export const startToxiproxy = async (
+  options: BuildOptions & { readonly startTimeoutMs?: number; readonly port?: number } = {}
+): Promise<Toxiproxy> => {
   const binary = await ensureToxiproxy(options)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "toxiproxy-run-"))
-  const [port] = (await freePorts(1)) as [number]
+  const port = options.port ?? ((await freePorts(1))[0] as number)
   const logFile = path.join(dir, "toxiproxy.log")
   const helper = spawnHelper(binary, ["-host", "127.0.0.1", "-port", String(port)], {
     cwd: dir,
