@@ -12,6 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { formatArgs, jvmArgs, type PropertyValue, type SaslOptions, serverProperties } from "./brokerConfig.ts"
+import { proxyPortCount, startProxies } from "./clusterProxies.ts"
 import { ensureJars, javaCommand, toolchainProblem } from "./jars.ts"
 import {
   type ClusterInfo,
@@ -39,6 +40,7 @@ import {
   waitForExit
 } from "./processes.ts"
 import { fileSize, waitReady } from "./readiness.ts"
+import type { ToxicProxy, Toxiproxy } from "./toxiproxy.ts"
 
 export type { SaslOptions, ScramUser } from "./brokerConfig.ts"
 export { ensureJars, toolchainProblem } from "./jars.ts"
@@ -64,6 +66,22 @@ export interface StartClusterOptions {
   readonly stopTimeoutMs?: number
   /** the JVMs outlive this process (for the CLI); no exit handler, no watchdog */
   readonly detached?: boolean
+  /**
+   * Toxiproxy in front of each node's CLIENT listener (advertised as the proxy: `cluster.proxyBrokers`); with 3
+   * nodes also in front of the inter-broker (REPLICATION) listener and, per node, its links to every controller (its quorum voters name the
+   * proxies). `cluster.proxies` holds the controls. PLAINTEXT (`cluster.brokers`) stays direct, for set-up code.
+   */
+  readonly proxy?: boolean
+}
+
+/** The proxies of one node (`startCluster({ proxy: true })`). */
+export interface NodeProxies {
+  /** client -> this node's CLIENT listener */
+  readonly client: ToxicProxy
+  /** other brokers -> this node's REPLICATION listener (3 nodes) */
+  readonly replication: ToxicProxy | undefined
+  /** this node -> each controller, by controller id (3 nodes): down all of them and the node is cut off from the quorum */
+  readonly controllerLinks: ReadonlyMap<number, ToxicProxy>
 }
 
 export type NodeState = "running" | "paused" | "exited"
@@ -94,6 +112,13 @@ export interface KafkaCluster {
   readonly saslBootstrap: string | undefined
   readonly saslBrokers: Array<string> | undefined
   readonly nodes: ReadonlyArray<KafkaNode>
+  /** the CLIENT listeners through their proxies ("127.0.0.1:p1,..."), when started with `proxy` */
+  readonly proxyBootstrap: string | undefined
+  readonly proxyBrokers: Array<string> | undefined
+  /** the proxies by node id, when started with `proxy` */
+  readonly proxies: ReadonlyMap<number, NodeProxies> | undefined
+  /** the toxiproxy server, when started with `proxy` (`reset()` clears every fault) */
+  readonly toxiproxy: Toxiproxy | undefined
   /** wall time from startCluster() to ready, including the storage format */
   readonly startupMs: number
   /** SIGSTOP: the JVM freezes (no heartbeats, open sockets stay open but silent) */
@@ -157,14 +182,24 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
 
   // ports, cluster.json and every node's server.properties
   const portsPerNode = options.sasl === undefined ? 2 : 3
-  const ports = await freePorts(nodeCount * portsPerNode)
+  const proxyPorts = options.proxy === true ? proxyPortCount(nodeCount) : 0
+  const ports = await freePorts(nodeCount * portsPerNode + proxyPorts)
   const infos: Array<NodeInfo> = Array.from({ length: nodeCount }, (_, index) => ({
     id: index + 1,
     brokerPort: ports[index * portsPerNode]!,
     controllerPort: ports[index * portsPerNode + 1]!,
     saslPort: options.sasl === undefined ? undefined : ports[index * portsPerNode + 2]!
   }))
-  const voters = infos.map((node) => `${node.id}@127.0.0.1:${node.controllerPort}`).join(",")
+  const proxied = options.proxy === true ? await startProxies(infos, ports.slice(nodeCount * portsPerNode)) : undefined
+  // each node reaches the controllers through its own links when proxied
+  const votersOf = (from: number) =>
+    infos
+      .map((node) => {
+        const link = proxied?.get(from)?.controllerLinks.get(node.id)?.listen
+        return `${node.id}@${link ?? `127.0.0.1:${node.controllerPort}`}`
+      })
+      .join(",")
+  const proxyBrokers = proxied === undefined ? undefined : infos.map((node) => proxied.get(node.id)!.client.listen)
   const brokers = infos.map((node) => `127.0.0.1:${node.brokerPort}`)
   const saslBrokers = options.sasl === undefined ? undefined : infos.map((node) => `127.0.0.1:${node.saslPort}`)
   const clusterId = kafkaClusterId()
@@ -189,10 +224,11 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
       brokerPort: node.brokerPort,
       controllerPort: node.controllerPort,
       saslPort: node.saslPort,
-      voters,
+      voters: votersOf(node.id),
       dataDir: path.join(nodeDir(dir, node.id), "data"),
       sasl: options.sasl,
-      extraProps: options.extraProps
+      extraProps: options.extraProps,
+      proxied: proxied?.get(node.id)?.listeners
     })
     fs.writeFileSync(propertiesFile(dir, node.id), properties)
   }
@@ -291,6 +327,7 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
     )
     unregisterExitKill()
     stopWatchdog()
+    await proxied?.toxiproxy.stop()
     const logs = processes.map((node) => nodeLogs(dir, node.info.id, 40)).join("\n")
     throw new Error(`${(error as Error).message}\nbroker files: ${dir}\n${logs}`, { cause: error })
   }
@@ -321,6 +358,7 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
       for (const node of processes) fs.rmSync(pidFile(dir, node.info.id), { force: true })
       unregisterExitKill()
       stopWatchdog()
+      await proxied?.toxiproxy.stop()
     })()
     return stopped
   }
@@ -349,6 +387,10 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<K
     brokers,
     saslBootstrap: saslBrokers?.join(","),
     saslBrokers,
+    proxyBootstrap: proxyBrokers?.join(","),
+    proxyBrokers,
+    proxies: proxied,
+    toxiproxy: proxied?.toxiproxy,
     nodes: processes.map(nodeView),
     startupMs,
     pause(id) {

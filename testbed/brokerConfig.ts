@@ -32,11 +32,25 @@ export interface NodeConfig {
   readonly brokerPort: number
   readonly controllerPort: number
   readonly saslPort: number | undefined
-  /** `1@127.0.0.1:p1,2@127.0.0.1:p2,...`: a static quorum, the same on every node; the format needs no flag. */
+  /** `1@127.0.0.1:p1,2@127.0.0.1:p2,...`: a static quorum (the format needs no flag); with proxies, this node's links. */
   readonly voters: string
   readonly dataDir: string
   readonly sasl: SaslOptions | undefined
   readonly extraProps: Readonly<Record<string, PropertyValue>> | undefined
+  /** Listeners behind toxiproxy (`startCluster({ proxy: true })`), each advertised as its proxy's address. */
+  readonly proxied?: ProxiedListeners | undefined
+}
+
+/**
+ * CLIENT: the listener clients use, bound on `clientPort`, advertised as `clientProxy`. REPLICATION (three nodes):
+ * the inter-broker listener, advertised as `replicationProxy`, so follower fetches pass a proxy too. PLAINTEXT stays
+ * direct (set-up code, readers).
+ */
+export interface ProxiedListeners {
+  readonly clientPort: number
+  readonly clientProxy: string
+  readonly replicationPort?: number | undefined
+  readonly replicationProxy?: string | undefined
 }
 
 const scramJaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -49,13 +63,26 @@ export const serverProperties = (config: NodeConfig): string => {
     listeners.push(`SASL_PLAINTEXT://127.0.0.1:${config.saslPort}`)
     protocols.push("SASL_PLAINTEXT:SASL_PLAINTEXT")
   }
+  const advertised = [...listeners]
+  let interBroker = "PLAINTEXT"
+  if (config.proxied !== undefined) {
+    listeners.push(`CLIENT://127.0.0.1:${config.proxied.clientPort}`)
+    advertised.push(`CLIENT://${config.proxied.clientProxy}`)
+    protocols.push("CLIENT:PLAINTEXT")
+    if (config.proxied.replicationPort !== undefined) {
+      listeners.push(`REPLICATION://127.0.0.1:${config.proxied.replicationPort}`)
+      advertised.push(`REPLICATION://${config.proxied.replicationProxy}`)
+      protocols.push("REPLICATION:PLAINTEXT")
+      interBroker = "REPLICATION"
+    }
+  }
   const props: Record<string, PropertyValue> = {
     "process.roles": "broker,controller",
     "node.id": config.nodeId,
     "controller.quorum.voters": config.voters,
     listeners: listeners.join(","),
-    "advertised.listeners": listeners.join(","),
-    "inter.broker.listener.name": "PLAINTEXT",
+    "advertised.listeners": advertised.join(","),
+    "inter.broker.listener.name": interBroker,
     "controller.listener.names": "CONTROLLER",
     "listener.security.protocol.map": protocols.join(","),
     "log.dirs": config.dataDir,

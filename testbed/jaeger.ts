@@ -13,148 +13,52 @@
 //   go build -o <cache>/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 // A cold build downloads about 1.3 GB of modules (GOMODCACHE) and compiles for minutes; later builds reuse Go's
 // caches, and the binary itself is reused from the cache whenever present.
-import { execFile, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { promisify } from "node:util"
+import { type BuildOptions, goTool } from "./goTool.ts"
 import { freePorts } from "./ports.ts"
-import { killOnExit } from "./processes.ts"
-
-const execFileAsync = promisify(execFile)
+import { spawnHelper } from "./processes.ts"
 
 /** The Jaeger release the test bed builds. */
 export const jaegerVersion = "1.76.0"
 
 const jaegerModule = "github.com/jaegertracing/jaeger/cmd/jaeger"
 
+const tool = goTool({
+  name: "jaeger",
+  version: jaegerVersion,
+  envDir: "JAEGER_CACHE_DIR",
+  probe: ["version"],
+  goNeeded: "1.24+"
+})
+
+export { type BuildOptions, goCommand } from "./goTool.ts"
+
 /** `$JAEGER_CACHE_DIR`, else `$XDG_CACHE_HOME/effect-kafka-publisher/jaeger-<version>`, else `~/.cache/...`. */
-export const jaegerCacheDir = (): string =>
-  process.env.JAEGER_CACHE_DIR ??
-  path.join(
-    process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"),
-    "effect-kafka-publisher",
-    `jaeger-${jaegerVersion}`
-  )
+export const jaegerCacheDir = (): string => tool.cacheDir()
 
 /** Where the built binary is kept. */
-export const jaegerBinary = (): string => path.join(jaegerCacheDir(), "jaeger")
-
-/** `$GOROOT/bin/go` when GOROOT is set, else `go` from PATH. */
-export const goCommand = (): string => (process.env.GOROOT ? path.join(process.env.GOROOT, "bin", "go") : "go")
+export const jaegerBinary = (): string => tool.binary()
 
 /** True when the cached binary is there and runs (`jaeger version`). */
-export const jaegerCached = (): boolean => {
-  if (!fs.existsSync(jaegerBinary())) return false
-  const result = spawnSync(jaegerBinary(), ["version"], { stdio: "ignore", timeout: 30_000 })
-  return result.error === undefined && result.status === 0
-}
+export const jaegerCached = (): boolean => tool.cached()
 
 /** Why Jaeger cannot run here (no cached binary and no Go to build one), or undefined when it can. */
-export const jaegerProblem = (): string | undefined => {
-  if (jaegerCached()) return undefined
-  const go = spawnSync(goCommand(), ["version"], { encoding: "utf8" })
-  if (go.error !== undefined || go.status !== 0)
-    return `\`${goCommand()}\` does not run and ${jaegerBinary()} is not built (the test bed builds Jaeger ${jaegerVersion} with Go 1.24+)`
-  return undefined
-}
+export const jaegerProblem = (): string | undefined => tool.problem()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * Runs `body` holding `<dir>.lock` (a directory: mkdir is atomic), so parallel test files build once. A lock
- * whose owner process is gone (a crashed run) is taken over.
+ * The path of the Jaeger binary, building it on first use (see the top of this file): a throwaway module that
+ * requires Jaeger as a tool, built in a temporary directory (see `goTool`).
  */
-const withLock = async <A>(lock: string, timeoutMs: number, body: () => Promise<A>): Promise<A> => {
-  const deadline = Date.now() + timeoutMs
-  fs.mkdirSync(path.dirname(lock), { recursive: true })
-  for (;;) {
-    try {
-      fs.mkdirSync(lock)
-      fs.writeFileSync(path.join(lock, "pid"), String(process.pid))
-      break
-    } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code !== "EEXIST") throw cause
-      let owner: string | undefined
-      try {
-        owner = fs.readFileSync(path.join(lock, "pid"), "utf8").trim()
-      } catch {
-        owner = undefined // just created, pid not written yet
-      }
-      if (owner !== undefined && owner !== "" && !fs.existsSync(`/proc/${owner}`)) {
-        fs.rmSync(lock, { recursive: true, force: true })
-        continue
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock} (held by pid ${owner ?? "?"})`)
-      await sleep(1_000)
-    }
-  }
-  try {
-    return await body()
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true })
-  }
-}
-
-/** Runs a Go command (at lowest CPU priority: the machine is shared) in `cwd`; its output goes into errors. */
-const go = async (cwd: string, args: ReadonlyArray<string>, timeoutMs: number): Promise<void> => {
-  const child = execFileAsync("nice", ["-n", "19", goCommand(), ...args], {
-    cwd,
-    timeout: timeoutMs,
-    maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, GOFLAGS: "-mod=mod", CGO_ENABLED: "0" }
-  })
-  const unregister = killOnExit(() => child.child.kill("SIGKILL"))
-  try {
-    await child
-  } catch (cause) {
-    const { stdout = "", stderr = "" } = cause as { stdout?: string; stderr?: string }
-    throw new Error(`go ${args.join(" ")} failed:\n${stdout}${stderr}`.slice(0, 20_000), { cause })
-  } finally {
-    unregister()
-  }
-}
-
-/** Options of `ensureJaeger`. */
-export interface BuildOptions {
-  /** Called with one line per step (e.g. console.info), since a cold build takes minutes. */
-  readonly progress?: ((line: string) => void) | undefined
-  /** Bound of the whole build (both Go steps). Default 40 minutes. */
-  readonly timeoutMs?: number | undefined
-}
-
-/**
- * The path of the Jaeger binary, building it on first use (see the top of this file). The build happens in a
- * temporary module directory and its binary is renamed into the cache only when complete, under a lock.
- */
-export const ensureJaeger = async (options: BuildOptions = {}): Promise<string> => {
-  if (jaegerCached()) return jaegerBinary()
-  const timeoutMs = options.timeoutMs ?? 40 * 60_000
-  const progress = options.progress ?? (() => undefined)
-  return withLock(`${jaegerCacheDir()}.lock`, timeoutMs, async () => {
-    if (jaegerCached()) return jaegerBinary() // another process built it while we waited
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), "jaeger-build-"))
-    try {
-      const started = Date.now()
-      progress(`jaeger: building ${jaegerVersion} from the Go module proxy in ${work} (a cold build takes minutes)`)
-      await go(work, ["mod", "init", "jaegerbuild"], 60_000)
-      await go(work, ["get", "-tool", `${jaegerModule}@v${jaegerVersion}`], timeoutMs)
-      progress(`jaeger: modules resolved in ${Math.round((Date.now() - started) / 1000)} s, compiling`)
-      const partial = path.join(work, "jaeger")
-      await go(work, ["build", "-trimpath", "-o", partial, jaegerModule], timeoutMs)
-      fs.mkdirSync(jaegerCacheDir(), { recursive: true })
-      // rename within the cache directory's file system: copy next to it first
-      const staged = `${jaegerBinary()}.partial-${process.pid}`
-      fs.copyFileSync(partial, staged)
-      fs.chmodSync(staged, 0o755)
-      fs.renameSync(staged, jaegerBinary())
-      progress(`jaeger: built in ${Math.round((Date.now() - started) / 1000)} s -> ${jaegerBinary()}`)
-      return jaegerBinary()
-    } finally {
-      fs.rmSync(work, { recursive: true, force: true })
-    }
-  })
-}
+export const ensureJaeger = (options: BuildOptions = {}): Promise<string> =>
+  tool.ensure(async (go, work, output, timeoutMs) => {
+    await go(work, ["mod", "init", "jaegerbuild"], 60_000)
+    await go(work, ["get", "-tool", `${jaegerModule}@v${jaegerVersion}`], timeoutMs)
+    await go(work, ["build", "-trimpath", "-o", output, jaegerModule], timeoutMs)
+  }, options)
 
 /** A running Jaeger. */
 export interface Jaeger {
@@ -223,56 +127,20 @@ export const startJaeger = async (options: StartOptions = {}): Promise<Jaeger> =
   const configFile = path.join(dir, "config.yaml")
   fs.writeFileSync(configFile, jaegerConfig({ otlpHttp, queryHttp, queryGrpc }))
   const logFile = path.join(dir, "jaeger.log")
-  const log = fs.openSync(logFile, "a")
-  const child = spawn(binary, ["--config", `file:${configFile}`], { cwd: dir, stdio: ["ignore", log, log] })
-  fs.closeSync(log)
-  const pid = child.pid
-  if (pid === undefined) throw new Error(`could not start ${binary}`)
-  const unregister = killOnExit(() => child.kill("SIGKILL"))
-  // a watchdog: Jaeger dies with this process even when it is SIGKILLed (no exit handlers run then)
-  const watchdog = spawn(
-    "sh",
-    [
-      "-c",
-      'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null',
-      "jaeger-watchdog",
-      String(process.pid),
-      String(pid)
-    ],
-    { detached: true, stdio: "ignore" }
-  )
-  watchdog.unref()
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const logs = (lines = 40) => {
-    try {
-      return fs.readFileSync(logFile, "utf8").split("\n").slice(-lines).join("\n")
-    } catch {
-      return ""
-    }
-  }
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM")
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-      await exited
-      clearTimeout(timer)
-    }
-    unregister()
-    if (watchdog.pid !== undefined && watchdog.exitCode === null) {
-      try {
-        process.kill(-watchdog.pid, "SIGKILL")
-      } catch {
-        // already gone
-      }
-    }
-  }
+  const helper = spawnHelper(binary, ["--config", `file:${configFile}`], {
+    cwd: dir,
+    logFile,
+    name: "jaeger-watchdog",
+    graceMs: 10_000
+  })
+  const { pid, logs, stop } = helper
   const queryUrl = `http://127.0.0.1:${queryHttp}`
   const otlpUrl = `http://127.0.0.1:${otlpHttp}`
   const deadline = Date.now() + (options.startTimeoutMs ?? 60_000)
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      unregister()
-      throw new Error(`jaeger exited before it was ready (${child.exitCode ?? child.signalCode}):\n${logs()}`)
+    if (helper.exited()) {
+      await stop()
+      throw new Error(`jaeger exited before it was ready:\n${logs()}`)
     }
     const ready =
       (await fetch(`${queryUrl}/api/services`).then(

@@ -7,7 +7,7 @@
 // 3. reapStaleClusters: pid files in .kafka/run let the next start / `stop` kill what a crashed run left.
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import { listClusterDirs, readClusterInfo, readCurrentClusterDir, readPid } from "./layout.ts"
+import { listClusterDirs, readClusterInfo, readCurrentClusterDir, readPid, tailFile } from "./layout.ts"
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -168,5 +168,62 @@ export const pruneClusterDirs = (keep: number): void => {
   for (const clusterDir of dirs.slice(0, Math.max(0, dirs.length - keep))) {
     if (clusterDir === current || livePids(clusterDir).size > 0) continue
     fs.rmSync(clusterDir, { recursive: true, force: true })
+  }
+}
+
+/** A helper process (Jaeger, toxiproxy) that dies with this process. */
+export interface HelperProcess {
+  readonly pid: number
+  /** True once it exited. */
+  readonly exited: () => boolean
+  /** The tail of its log file (stdout and stderr). */
+  readonly logs: (lines?: number) => string
+  /** SIGTERM, SIGKILL after the grace time; idempotent. */
+  readonly stop: () => Promise<void>
+}
+
+/**
+ * Spawns `binary` with stdout and stderr into `logFile`. It is SIGKILLed when this process exits, and by a
+ * watchdog shell when this process dies without running its handlers (SIGKILL).
+ */
+export const spawnHelper = (
+  binary: string,
+  args: ReadonlyArray<string>,
+  options: { readonly cwd: string; readonly logFile: string; readonly name: string; readonly graceMs: number }
+): HelperProcess => {
+  const log = fs.openSync(options.logFile, "a")
+  const child = spawn(binary, [...args], { cwd: options.cwd, stdio: ["ignore", log, log] })
+  fs.closeSync(log)
+  const pid = child.pid
+  if (pid === undefined) throw new Error(`could not start ${binary}`)
+  const unregister = killOnExit(() => child.kill("SIGKILL"))
+  const watchdog = spawn(
+    "sh",
+    [
+      "-c",
+      'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null',
+      options.name,
+      String(process.pid),
+      String(pid)
+    ],
+    { detached: true, stdio: "ignore" }
+  )
+  watchdog.unref()
+  const gone = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const exited = () => child.exitCode !== null || child.signalCode !== null
+  return {
+    pid,
+    exited,
+    logs: (lines = 40) => tailFile(options.logFile, lines),
+    stop: async () => {
+      if (!exited()) {
+        child.kill("SIGTERM")
+        const timer = setTimeout(() => child.kill("SIGKILL"), options.graceMs)
+        await gone
+        clearTimeout(timer)
+      }
+      unregister()
+      if (watchdog.pid !== undefined && watchdog.exitCode === null) signal(-watchdog.pid, "SIGKILL")
+    }
   }
 }
