@@ -43,6 +43,12 @@ import * as SendQueue from "../internal/sendQueue.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
+import {
+  TransactionalProducer,
+  type TransactionConfig,
+  type TransactionHandle,
+  transactionTimeoutOf
+} from "../TransactionalProducer.ts"
 import { codecFor } from "./compressionCodecs.ts"
 import { toPublishError } from "./KafkaJsErrors.ts"
 
@@ -404,3 +410,73 @@ export const config: Config.Config<KafkaJsConfig> = ProducerConfig.config
 export const layerConfig = (
   overrides: Partial<KafkaJsConfig> = {}
 ): Layer.Layer<Producer, PublishError | Config.ConfigError> => ProducerConfig.layerConfig(make, overrides)
+
+// --- transactions ------------------------------------------------------------------------------------
+
+/** The settings of a transactional kafkajs producer: the driver's, plus the transaction's. */
+export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionConfig {}
+
+/**
+ * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now (which fences
+ * every earlier producer of the same `transactionalId`), disconnects when the scope closes. Idempotent,
+ * acks=all and one request in flight, as kafkajs requires for transactions. Its errors are classified as
+ * the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH Fatal ProducerFenced,
+ * CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
+ */
+export const makeTransactional = (
+  config: KafkaJsTransactionalConfig
+): Effect.Effect<TransactionalProducer, PublishError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const settings = yield* settingsOf({ ...config, idempotent: true, acks: "all" })
+    const partitioner = stickyPartitioner()
+    const context = { autoCreateTopics: settings.autoCreateTopics }
+    const producer = new kafkajs.Kafka(kafkaOptions(config)).producer({
+      transactionalId: config.transactionalId,
+      transactionTimeout: Duration.toMillis(transactionTimeoutOf(config)),
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: settings.autoCreateTopics,
+      createPartitioner: partitioner.create,
+      retry: settings.retry
+    })
+    yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) }),
+      () => Effect.promise(() => producer.disconnect().catch(() => undefined))
+    )
+    const step = (run: () => Promise<unknown>, requestSent: boolean) =>
+      Effect.asVoid(
+        Effect.tryPromise({ try: run, catch: (cause) => toPublishError(cause, { ...context, requestSent }) })
+      )
+    const handleFor = (transaction: kafkajs.Transaction): TransactionHandle => ({
+      send: (records) =>
+        Effect.suspend(() => {
+          if (records.length === 0) return Effect.succeed([])
+          const batch = toBatch(records, Date.now())
+          return Effect.tryPromise({
+            try: () =>
+              transaction.sendBatch({
+                acks: -1,
+                timeout: settings.requestTimeout,
+                compression: settings.compression,
+                topicMessages: batch.topicMessages
+              }),
+            catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
+          }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+        }),
+      // a commit whose answer is lost is ambiguous (the classification marks timeouts and lost connections)
+      commit: step(() => transaction.commit(), true),
+      abort: step(() => transaction.abort(), true)
+    })
+    return TransactionalProducer.of({
+      transactionalId: config.transactionalId,
+      begin: Effect.map(
+        Effect.tryPromise({ try: () => producer.transaction(), catch: (cause) => toPublishError(cause, context) }),
+        handleFor
+      )
+    })
+  })
+
+/** The transactional kafkajs layer (see `makeTransactional`). */
+export const layerTransactional = (
+  config: KafkaJsTransactionalConfig
+): Layer.Layer<TransactionalProducer, PublishError> => Layer.effect(TransactionalProducer, makeTransactional(config))

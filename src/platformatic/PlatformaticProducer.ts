@@ -42,6 +42,12 @@ import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
 import * as RetryPolicy from "../RetryPolicy.ts"
+import {
+  TransactionalProducer,
+  type TransactionConfig,
+  type TransactionHandle,
+  transactionTimeoutOf
+} from "../TransactionalProducer.ts"
 import { toPublishError } from "./PlatformaticErrors.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
@@ -345,3 +351,67 @@ export const config: Config.Config<PlatformaticConfig> = ProducerConfig.config
 export const layerConfig = (
   overrides: Partial<PlatformaticConfig> = {}
 ): Layer.Layer<Producer, PublishError | Config.ConfigError> => ProducerConfig.layerConfig(make, overrides)
+
+// --- transactions ------------------------------------------------------------------------------------
+
+/** The settings of a transactional @platformatic/kafka producer: the driver's, plus the transaction's. */
+export interface PlatformaticTransactionalConfig extends PlatformaticConfig, TransactionConfig {}
+
+/**
+ * A scoped @platformatic/kafka `TransactionalProducer` (`producer.beginTransaction()`). Building it begins
+ * and cancels an empty transaction, so the producer id is initialised (InitProducerId, which fences every
+ * earlier producer of the same `transactionalId`) now rather than at the first transaction. The client
+ * sends its `timeout` as the transaction timeout, so `transactionTimeout` is passed as that `timeout`
+ * (it bounds the broker's wait for replicas too). Errors are classified as the driver's sends are.
+ */
+export const makeTransactional = (
+  config: PlatformaticTransactionalConfig
+): Effect.Effect<TransactionalProducer, PublishError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
+    const context = { autoCreateTopics }
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(
+        () =>
+          new Client({
+            ...clientOptions({ ...config, idempotent: true, acks: "all" }),
+            transactionalId: config.transactionalId,
+            timeout: millis(transactionTimeoutOf(config)),
+            // the client's InitProducerId sends its configured id / epoch, 0 / 0 by default: an "expected"
+            // producer that the coordinator answers PRODUCER_FENCED for an id it already knows. -1 / -1 is
+            // "a new producer", as the Java client sends it.
+            producerId: -1n,
+            producerEpoch: -1
+          })
+      ),
+      (client) => Effect.promise(() => client.close(true).catch(() => undefined))
+    )
+    const partitioner = Partitioner.make()
+    const begin = Effect.tryPromise({
+      try: () => client.beginTransaction(),
+      catch: (cause) => toPublishError(cause, context)
+    })
+    const step = (run: () => Promise<unknown>) =>
+      Effect.asVoid(Effect.tryPromise({ try: run, catch: (cause) => toPublishError(cause, context) }))
+    yield* Effect.flatMap(begin, (first) => step(() => first.cancel()))
+    const handleFor = (transaction: Awaited<ReturnType<Client["beginTransaction"]>>): TransactionHandle => ({
+      send: (records) =>
+        Effect.gen(function* () {
+          if (records.length === 0) return []
+          const placed = yield* placeAll(client, records, autoCreateTopics, partitioner)
+          const result = yield* Effect.tryPromise({
+            try: () => transaction.send({ messages: placed.messages as Array<MessageToProduce> }),
+            catch: (cause) => failure(cause, placed, autoCreateTopics)
+          })
+          return yield* receipts(placed, result, "all")
+        }),
+      commit: step(() => transaction.commit()),
+      abort: step(() => transaction.abort())
+    })
+    return TransactionalProducer.of({ transactionalId: config.transactionalId, begin: Effect.map(begin, handleFor) })
+  })
+
+/** The transactional @platformatic/kafka layer (see `makeTransactional`). */
+export const layerTransactional = (
+  config: PlatformaticTransactionalConfig
+): Layer.Layer<TransactionalProducer, PublishError> => Layer.effect(TransactionalProducer, makeTransactional(config))
