@@ -108,13 +108,29 @@ const program = Effect.gen(function* () {
   )
 })
 
+/** The error's message with the URL's password taken out, should a driver ever repeat it. */
+const redactedMessage = (error: unknown, url: Redacted.Redacted<string>): string => {
+  const password = /\/\/[^:/@]+:([^@]*)@/.exec(Redacted.value(url))?.[1]
+  const message = String((error as { message?: unknown }).message ?? error)
+  return password ? message.split(decodeURIComponent(password)).join("***").split(password).join("***") : message
+}
+
 /** PostgreSQL when DATABASE_URL is set, else SQLite in memory. */
 const databaseLayer = Layer.unwrap(
   Effect.gen(function* () {
     const url = yield* Config.Redacted("DATABASE_URL").pipe(Config.option)
     if (Option.isSome(url) && Redacted.value(url.value).length > 0) {
       console.error("database: PostgreSQL (DATABASE_URL)")
-      return PgClient.layer({ url: url.value })
+      // the error names the variable and the server, never the password
+      const shown = Redacted.value(url.value).replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@")
+      return PgClient.layer({ url: url.value }).pipe(
+        Layer.catch((error) =>
+          Layer.effect(
+            SqlClient.SqlClient,
+            Effect.fail(new Error(`DATABASE_URL (${shown}): cannot connect: ${redactedMessage(error, url.value)}`))
+          )
+        )
+      )
     }
     console.error("database: embedded SQLite (set DATABASE_URL=postgres://... to use PostgreSQL)")
     return SqliteClient.layer()
