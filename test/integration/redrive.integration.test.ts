@@ -109,12 +109,17 @@ describeWithKafka("Redrive on the real broker (issue 16.1)", () => {
         )
         const wouldSend = planned.wouldSend.map((w: { from: string }) => w.from)
         assert.deepStrictEqual(wouldSend, [`${dlt}/0/3`])
+        // the last redrive allowed for d: it fails again, so exit 1; progress lines on stderr (not a TTY)
         const replay = yield* Effect.promise(() =>
-          runCli(["dlt", "replay", "--topic", dlt, "--max-redrives", "2"], env)
+          runCli(["dlt", "replay", "--topic", dlt, "--max-redrives", "3", "--progress-interval", "0"], env)
         )
         console.log(`redrive CLI run 3: ${replay.stdout.trim()} (exit ${replay.code})`)
-        assert.strictEqual(replay.code, 0, replay.stderr)
-        assert.match(replay.stdout, /^read 6, sent 1, dead-lettered again 0, failed 0, skipped 5 \(/m)
+        assert.strictEqual(replay.code, 1, replay.stderr)
+        assert.match(
+          replay.stdout,
+          /^read 6, sent 1, dead-lettered again 1, failed 0, skipped 4 \(alreadyRedriven 4\)$/m
+        )
+        assert.match(replay.stderr, new RegExp(`^reading ${dlt}: 6/6 records, \\d+/s`, "m"))
         assert.strictEqual((yield* TopicReader.readAll({ brokers, topic })).length, 3)
       }),
     60_000
