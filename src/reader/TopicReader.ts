@@ -14,6 +14,7 @@
 import { Data, Duration, Effect, Schedule } from "effect"
 import type * as KafkaJs from "kafkajs"
 import type { ProducerConfig } from "../ProducerConfig.ts"
+import { highWatermarks } from "./highWatermarks.ts"
 
 /** One record as read back: bytes as written, the last value of each header. */
 export interface ReadRecord {
@@ -79,7 +80,8 @@ export interface Options extends ConnectionOptions {
   readonly timeout?: Duration.Input | undefined
   /**
    * Which records to read (Java: `isolation.level`): "read_committed" skips records of aborted transactions
-   * and stops at the first open one; "read_uncommitted" reads everything written. Default "read_committed".
+   * and waits for open ones to commit or abort (up to the timeout); "read_uncommitted" reads everything
+   * written. Both read up to the high watermark the read started with. Default "read_committed".
    */
   readonly isolation?: "read_uncommitted" | "read_committed" | undefined
   /** Called after each batch read: the records read so far and, approximately, how many the read will take. */
@@ -213,7 +215,7 @@ export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecor
     Effect.gen(function* () {
       const kafka = yield* makeClient(options, options.topic)
       const admin = yield* connectedAdmin(kafka.admin(), options.brokers, options.topic)
-      const { remaining, total } = yield* endOffsets(admin, options.topic)
+      const { remaining, total } = yield* endOffsets(kafka, admin, options.topic)
       if (remaining.size === 0) return []
       const consumer = yield* subscribed(kafka, options)
       const records = yield* consumeUntil(consumer, remaining, total, options)
@@ -224,26 +226,33 @@ export const readAll = (options: Options): Effect.Effect<ReadonlyArray<ReadRecor
   )
 
 /**
- * The next offset to reach in each partition that holds records. Right after a topic is created or a leader
+ * The next offset to reach in each partition that holds records: its high watermark, at either isolation
+ * level. A read_committed read reaches it once every transaction before it is decided (the consumer then
+ * fetches the commit or abort markers), so a transaction that just committed is read in full, and an open
+ * one holds the read back until it commits, aborts or times out. Right after a topic is created or a leader
  * moves, a broker can answer NOT_LEADER or UNKNOWN_TOPIC for a moment: retried for up to 5 s, an unknown
  * topic only for 1 s (it most likely does not exist: say so soon).
  */
-const endOffsets = (admin: KafkaJs.Admin, topic: string) => {
+const endOffsets = (kafka: KafkaJs.Kafka, admin: KafkaJs.Admin, topic: string) => {
   let unknownTopicRetries = 0
   const worthRetrying = (error: ReadFailed) =>
     (error.cause as { retriable?: unknown } | undefined)?.retriable === true &&
     (error.reason !== "UnknownTopic" || ++unknownTopicRetries <= 5)
   return Effect.tryPromise({
     // the metadata answers an unknown topic at once; fetchTopicOffsets would retry it for 7-10 s
-    try: () => admin.fetchTopicMetadata({ topics: [topic] }).then(() => admin.fetchTopicOffsets(topic)),
+    try: async () => {
+      await admin.fetchTopicMetadata({ topics: [topic] })
+      const [offsets, high] = await Promise.all([admin.fetchTopicOffsets(topic), highWatermarks(kafka, topic)])
+      return offsets.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: high.get(o.partition) ?? 0n }))
+    },
     catch: failure("cannot fetch the end offsets", topic)
   }).pipe(
     Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25, while: worthRetrying }),
     Effect.map((offsets) => {
-      const held = offsets.filter((o) => BigInt(o.high) > BigInt(o.low))
+      const held = offsets.filter((o) => o.high > o.low)
       return {
-        remaining: new Map(held.map((o) => [o.partition, BigInt(o.high)] as const)),
-        total: held.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0)
+        remaining: new Map(held.map((o) => [o.partition, o.high] as const)),
+        total: held.reduce((n, o) => n + Number(o.high - o.low), 0)
       }
     })
   )
@@ -320,7 +329,7 @@ const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>
           new ReadFailed({
             topic: options.topic,
             reason: "Incomplete",
-            message: `read ${records.length} records, partitions ${[...remaining.keys()].join(",")} not read to the end within ${Duration.format(timeout)}`
+            message: `read ${records.length} records, partitions ${[...remaining.keys()].join(",")} not read to the end within ${Duration.format(timeout)}${options.isolation === "read_uncommitted" ? "" : " (read_committed waits for open transactions to commit or abort)"}`
           })
         )
     }),

@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Fiber, Layer, Schema } from "effect"
 import { Publisher, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
@@ -100,5 +100,30 @@ describeWithKafka("transactions on a real broker", () => {
         60_000
       )
     })
+
+    // Regression: the reader took kafkajs' admin offsets as the end, and those are the last stable offset, so
+    // a read started between a commit and its markers (or during an open transaction) read nothing of it.
+    it.live(
+      `${name}: TopicReader started while a transaction is open reads it in full once it commits`,
+      () =>
+        Effect.gen(function* () {
+          const brokers = bootstrapServers()
+          const topic = unique("reader-open-txn")
+          yield* createTopic(brokers, topic, { partitions: 2 })
+          const producer = yield* make({ brokers, transactionalId: unique("txn") })
+          const transaction = yield* producer.begin
+          const record = (n: number) => ({ topic, key: null, value: new TextEncoder().encode(`${n}`), headers: {} })
+          yield* transaction.send([record(1), record(2), record(3)])
+          const read = (isolation: "read_committed" | "read_uncommitted") =>
+            TopicReader.readAll({ brokers, topic, isolation, timeout: "20 seconds" })
+          // read_uncommitted sees the open transaction's records at once
+          assert.strictEqual((yield* read("read_uncommitted")).length, 3)
+          const committed = yield* Effect.forkChild(read("read_committed"))
+          yield* Effect.sleep("1 second")
+          yield* transaction.commit
+          assert.strictEqual((yield* Fiber.join(committed)).length, 3)
+        }).pipe(Effect.scoped),
+      60_000
+    )
   }
 })

@@ -1,0 +1,61 @@
+/**
+ * Each partition's high watermark (the offset after the last record written), which kafkajs' admin cannot
+ * list: its `fetchTopicOffsets` always asks at isolation level read_committed, so it answers the last stable
+ * offset. That offset stops at the first open transaction, and right after a commit it stays there until
+ * the commit markers are written (a few milliseconds later): a reader that took it as the end read nothing
+ * of a transaction that had just committed.
+ *
+ * The only way kafkajs offers is a cluster of its own with the isolation level read_uncommitted, made by
+ * the `Kafka` instance's private cluster factory. kafkajs 2.2.4 is its last release (2023), so this
+ * internal no longer moves; a test reads a transactional topic on the real broker and would fail if it did.
+ *
+ * @module
+ */
+import type * as KafkaJs from "kafkajs"
+
+interface PartitionOffset {
+  readonly partition: number
+  readonly offset: string
+}
+
+/** The parts of kafkajs' internal Cluster used here. */
+interface Cluster {
+  connect(): Promise<void>
+  disconnect(): Promise<void>
+  addTargetTopic(topic: string): Promise<void>
+  refreshMetadataIfNecessary(): Promise<void>
+  findTopicPartitionMetadata(topic: string): ReadonlyArray<{ readonly partitionId: number }>
+  fetchTopicsOffset(
+    topics: ReadonlyArray<{
+      topic: string
+      fromBeginning: boolean
+      partitions: ReadonlyArray<{ partition: number }>
+    }>
+  ): Promise<Array<{ topic: string; partitions: Array<PartitionOffset> }>>
+}
+
+type ClusterFactory = (options: { allowAutoTopicCreation: boolean; isolationLevel: number }) => Cluster
+
+const READ_UNCOMMITTED = 0
+
+const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
+  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster")
+  const factory = symbol === undefined ? undefined : (kafka as unknown as Record<symbol, unknown>)[symbol]
+  if (typeof factory !== "function") throw new Error("this kafkajs version has no cluster factory (expected 2.2.x)")
+  return factory as ClusterFactory
+}
+
+/** The high watermark of each partition of `topic`, by partition. */
+export const highWatermarks = async (kafka: KafkaJs.Kafka, topic: string): Promise<Map<number, bigint>> => {
+  const cluster = clusterFactoryOf(kafka)({ allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED })
+  await cluster.connect()
+  try {
+    await cluster.addTargetTopic(topic)
+    await cluster.refreshMetadataIfNecessary()
+    const partitions = cluster.findTopicPartitionMetadata(topic).map((p) => ({ partition: p.partitionId }))
+    const [answer] = await cluster.fetchTopicsOffset([{ topic, fromBeginning: false, partitions }])
+    return new Map((answer?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)] as const))
+  } finally {
+    await cluster.disconnect()
+  }
+}
