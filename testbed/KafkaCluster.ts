@@ -82,6 +82,11 @@ export interface NodeProxies {
   readonly replication: ToxicProxy | undefined
   /** this node -> each controller, by controller id (3 nodes): down all of them and the node is cut off from the quorum */
   readonly controllerLinks: ReadonlyMap<number, ToxicProxy>
+  /**
+   * in front of this node's CONTROLLER listener, which it advertises (3 nodes): a quorum leader's followers fetch
+   * from there (Kafka 3.9+ hands them the leader's advertised endpoint), so cutting a node off takes this one too
+   */
+  readonly controller: ToxicProxy | undefined
 }
 
 export type NodeState = "running" | "paused" | "exited"

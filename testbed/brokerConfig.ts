@@ -51,6 +51,12 @@ export interface ProxiedListeners {
   readonly clientProxy: string
   readonly replicationPort?: number | undefined
   readonly replicationProxy?: string | undefined
+  /**
+   * Three nodes: what the CONTROLLER listener is advertised as. Kafka 3.9+ (KIP-853) hands a quorum leader's
+   * advertised controller endpoint to its followers, which then fetch from it there, not through their voter links:
+   * advertised directly, an active controller cut off from its voter links kept replicating to the quorum.
+   */
+  readonly controllerProxy?: string | undefined
 }
 
 const scramJaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -64,6 +70,7 @@ export const serverProperties = (config: NodeConfig): string => {
     protocols.push("SASL_PLAINTEXT:SASL_PLAINTEXT")
   }
   const advertised = [...listeners]
+  if (config.proxied?.controllerProxy !== undefined) advertised[1] = `CONTROLLER://${config.proxied.controllerProxy}`
   let interBroker = "PLAINTEXT"
   if (config.proxied !== undefined) {
     listeners.push(`CLIENT://127.0.0.1:${config.proxied.clientPort}`)

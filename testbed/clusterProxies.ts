@@ -18,6 +18,11 @@ export interface ProxiedNode {
    * links in its quorum voters, so one node can be cut off from the controllers without touching the others.
    */
   readonly controllerLinks: ReadonlyMap<number, ToxicProxy>
+  /**
+   * 3 nodes only: in front of this node's CONTROLLER listener, its advertised controller endpoint. A quorum leader's
+   * followers fetch from there (KIP-853 leader endpoints), not through their links: down it too to cut the node off.
+   */
+  readonly controller: ToxicProxy | undefined
   readonly listeners: ProxiedListeners
 }
 
@@ -25,7 +30,7 @@ export interface ProxiedNode {
 export type ClusterProxies = Map<number, ProxiedNode> & { readonly toxiproxy: Toxiproxy }
 
 /** How many ports `startProxies` takes for `nodes` nodes (the API, listeners and proxies). */
-export const proxyPortCount = (nodes: number): number => 1 + (nodes > 1 ? nodes * (4 + nodes) : 2)
+export const proxyPortCount = (nodes: number): number => 1 + (nodes > 1 ? nodes * (6 + nodes) : 2)
 
 /**
  * Starts toxiproxy and creates the proxies for these nodes (before the brokers start: a proxy connects lazily).
@@ -53,6 +58,11 @@ export const startProxies = async (
         replicationPort === undefined
           ? undefined
           : await toxiproxy.proxy(`node-${node.id}-replication`, replicationPort, take())
+      const controllerListen = many ? take() : undefined
+      const controller =
+        controllerListen === undefined
+          ? undefined
+          : await toxiproxy.proxy(`node-${node.id}-controller`, node.controllerPort, controllerListen)
       const controllerLinks = new Map<number, ToxicProxy>()
       for (const target of many ? nodes : [])
         controllerLinks.set(
@@ -63,11 +73,13 @@ export const startProxies = async (
         client,
         replication,
         controllerLinks,
+        controller,
         listeners: {
           clientPort,
           clientProxy: client.listen,
           replicationPort,
-          replicationProxy: replication?.listen
+          replicationProxy: replication?.listen,
+          controllerProxy: controller?.listen
         }
       })
     }
