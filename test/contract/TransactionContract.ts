@@ -42,6 +42,19 @@ export const publisherFor = (transactionalId: string, transactionTimeout?: Durat
     return yield* TransactionalPublisher.make().pipe(Effect.provideService(TransactionalProducerTag, producer))
   })
 
+/** The start of most tests: a new one-partition topic and a publisher over a new transactional id. */
+const oneTopic = Effect.gen(function* () {
+  const broker = yield* TransactionBroker
+  const orders = unique("orders")
+  yield* broker.createTopic(orders, 1)
+  const txp = yield* publisherFor(unique("txn"))
+  return { broker, orders, txp }
+})
+
+/** Publishes one value to `topic` with the Publisher of the transaction. */
+const publishOne = (topic: string, value: unknown) =>
+  Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(topic), value))
+
 /** What a harness can run: `fencing` false for a driver that does not stay fenced (see the kafkajs notes). */
 export interface ContractOptions {
   readonly fencing?: boolean | undefined
@@ -53,144 +66,119 @@ export const transactionContract = (
   options: ContractOptions = {}
 ) =>
   describe(`transaction contract: ${name}`, () => {
-    it.live(
+    // every test: live clock, its own scope, the harness's broker, 60 s
+    const test = (title: string, body: Effect.Effect<void, unknown, TransactionBroker | Scope.Scope>) =>
+      it.live(title, () => body.pipe(Effect.scoped, Effect.provide(layer)), 60_000)
+    test(
       "a committed transaction over two topics is visible to read_committed, all of it",
-      () =>
-        Effect.gen(function* () {
-          const broker = yield* TransactionBroker
-          const orders = unique("orders")
-          const payments = unique("payments")
-          yield* broker.createTopic(orders, 3)
-          yield* broker.createTopic(payments, 1)
-          const txp = yield* publisherFor(unique("txn"))
-          yield* txp.transaction(
+      Effect.gen(function* () {
+        const broker = yield* TransactionBroker
+        const orders = unique("orders")
+        const payments = unique("payments")
+        yield* broker.createTopic(orders, 3)
+        yield* broker.createTopic(payments, 1)
+        const txp = yield* publisherFor(unique("txn"))
+        yield* txp.transaction(
+          Effect.gen(function* () {
+            const publisher = yield* Publisher.Publisher
+            yield* publisher.publish(topicOf(orders), { id: "o-1" })
+            yield* publisher.publishAll(topicOf(payments), [{ id: "p-1" }, { id: "p-2" }])
+          })
+        )
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"id":"o-1"}'])
+        assert.deepStrictEqual(values(yield* broker.readBack(payments, "read_committed")), [
+          '{"id":"p-1"}',
+          '{"id":"p-2"}'
+        ])
+      })
+    )
+
+    test(
+      "a failing effect aborts: read_committed sees nothing, read_uncommitted sees the records, the caller gets the error",
+      Effect.gen(function* () {
+        const { broker, orders, txp } = yield* oneTopic
+        const exit = yield* Effect.exit(
+          txp.transaction(
             Effect.gen(function* () {
               const publisher = yield* Publisher.Publisher
-              yield* publisher.publish(topicOf(orders), { id: "o-1" })
-              yield* publisher.publishAll(topicOf(payments), [{ id: "p-1" }, { id: "p-2" }])
+              yield* publisher.publishAll(topicOf(orders), [{ n: 1 }, { n: 2 }])
+              return yield* Effect.fail("business rule refused" as const)
             })
           )
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"id":"o-1"}'])
-          assert.deepStrictEqual(values(yield* broker.readBack(payments, "read_committed")), [
-            '{"id":"p-1"}',
-            '{"id":"p-2"}'
-          ])
-        }).pipe(Effect.scoped, Effect.provide(layer)),
-      60_000
+        )
+        assert.strictEqual(failureOf(exit), "business rule refused")
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_uncommitted")), ['{"n":1}', '{"n":2}'])
+        // the producer goes on: the next transaction commits
+        yield* txp.transaction(publishOne(orders, { n: 3 }))
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"n":3}'])
+      })
     )
 
-    it.live(
-      "a failing effect aborts: read_committed sees nothing, read_uncommitted sees the records, the caller gets the error",
-      () =>
-        Effect.gen(function* () {
-          const broker = yield* TransactionBroker
-          const orders = unique("orders")
-          yield* broker.createTopic(orders, 1)
-          const txp = yield* publisherFor(unique("txn"))
-          const exit = yield* Effect.exit(
-            txp.transaction(
-              Effect.gen(function* () {
-                const publisher = yield* Publisher.Publisher
-                yield* publisher.publishAll(topicOf(orders), [{ n: 1 }, { n: 2 }])
-                return yield* Effect.fail("business rule refused" as const)
-              })
-            )
-          )
-          assert.strictEqual(failureOf(exit), "business rule refused")
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_uncommitted")), ['{"n":1}', '{"n":2}'])
-          // the producer goes on: the next transaction commits
-          yield* txp.transaction(Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(orders), { n: 3 })))
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"n":3}'])
-        }).pipe(Effect.scoped, Effect.provide(layer)),
-      60_000
-    )
-
-    it.live(
+    test(
       "an interrupted transaction aborts: nothing of it is visible to read_committed",
-      () =>
-        Effect.gen(function* () {
-          const broker = yield* TransactionBroker
-          const orders = unique("orders")
-          yield* broker.createTopic(orders, 1)
-          const txp = yield* publisherFor(unique("txn"))
-          const written = yield* Deferred.make<void>()
-          const fiber = yield* Effect.forkChild(
-            txp.transaction(
-              Effect.gen(function* () {
-                const publisher = yield* Publisher.Publisher
-                yield* publisher.publish(topicOf(orders), { n: 1 })
-                yield* Deferred.succeed(written, undefined)
-                return yield* Effect.never
-              })
-            )
+      Effect.gen(function* () {
+        const { broker, orders, txp } = yield* oneTopic
+        const written = yield* Deferred.make<void>()
+        const fiber = yield* Effect.forkChild(
+          txp.transaction(
+            Effect.gen(function* () {
+              yield* publishOne(orders, { n: 1 })
+              yield* Deferred.succeed(written, undefined)
+              return yield* Effect.never
+            })
           )
-          // the record is in the log (its publish was answered): interrupt
-          yield* Deferred.await(written)
-          const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
-          assert.isTrue(Exit.hasInterrupts(exit))
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
-          yield* txp.transaction(Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(orders), { n: 2 })))
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"n":2}'])
-        }).pipe(Effect.scoped, Effect.provide(layer)),
-      60_000
+        )
+        // the record is in the log (its publish was answered): interrupt
+        yield* Deferred.await(written)
+        const exit = yield* Fiber.interrupt(fiber).pipe(Effect.andThen(Fiber.await(fiber)))
+        assert.isTrue(Exit.hasInterrupts(exit))
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
+        yield* txp.transaction(publishOne(orders, { n: 2 }))
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), ['{"n":2}'])
+      })
     )
 
     // a driver that does not stay fenced gets no fencing test at all, not a skipped one
-    const fencingTest = (options.fencing ?? true) ? it.live : () => undefined
-    fencingTest(
-      "fencing: a second producer with the same id fences the first, which fails ProducerFenced and commits nothing",
-      () =>
+    if (options.fencing ?? true) {
+      test(
+        "fencing: a second producer with the same id fences the first, which fails ProducerFenced and commits nothing",
         Effect.gen(function* () {
           const broker = yield* TransactionBroker
           const orders = unique("orders")
           yield* broker.createTopic(orders, 1)
           const id = unique("txn")
           const older = yield* publisherFor(id)
-          yield* older.transaction(
-            Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(orders), { from: "older" }))
-          )
+          yield* older.transaction(publishOne(orders, { from: "older" }))
           const newer = yield* publisherFor(id)
-          const exit = yield* Effect.exit(
-            older.transaction(
-              Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(orders), { from: "fenced" }))
-            )
-          )
+          const exit = yield* Effect.exit(older.transaction(publishOne(orders, { from: "fenced" })))
           const error = failureOf(exit) as { readonly _tag: string; readonly reason: string }
           assert.strictEqual(error._tag === "Fatal" ? error.reason : error._tag, "ProducerFenced")
-          yield* newer.transaction(
-            Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(orders), { from: "newer" }))
-          )
+          yield* newer.transaction(publishOne(orders, { from: "newer" }))
           assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [
             '{"from":"older"}',
             '{"from":"newer"}'
           ])
-        }).pipe(Effect.scoped, Effect.provide(layer)),
-      60_000
-    )
+        })
+      )
+    }
 
-    it.live(
+    test(
       "a publish error caught inside still aborts the transaction: Fatal TransactionAborted, nothing visible",
-      () =>
-        Effect.gen(function* () {
-          const broker = yield* TransactionBroker
-          const orders = unique("orders")
-          yield* broker.createTopic(orders, 1)
-          const txp = yield* publisherFor(unique("txn"))
-          const exit = yield* Effect.exit(
-            txp.transaction(
-              Effect.gen(function* () {
-                const publisher = yield* Publisher.Publisher
-                yield* publisher.publish(topicOf(orders), { n: 1 })
-                // an invalid topic name: the send fails Fatal InvalidTopic; the effect swallows it
-                yield* Effect.ignore(publisher.publish(topicOf("bad topic name!"), { n: 2 }))
-              })
-            )
+      Effect.gen(function* () {
+        const { broker, orders, txp } = yield* oneTopic
+        const exit = yield* Effect.exit(
+          txp.transaction(
+            Effect.gen(function* () {
+              yield* publishOne(orders, { n: 1 })
+              // an invalid topic name: the send fails Fatal InvalidTopic; the effect swallows it
+              yield* Effect.ignore(publishOne("bad topic name!", { n: 2 }))
+            })
           )
-          const error = failureOf(exit) as { readonly _tag: string; readonly reason?: string }
-          assert.deepStrictEqual([error._tag, error.reason], ["Fatal", "TransactionAborted"])
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
-        }).pipe(Effect.scoped, Effect.provide(layer)),
-      60_000
+        )
+        const error = failureOf(exit) as { readonly _tag: string; readonly reason?: string }
+        assert.deepStrictEqual([error._tag, error.reason], ["Fatal", "TransactionAborted"])
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [])
+      })
     )
   })
