@@ -14,7 +14,7 @@
 import { Data, Duration, Effect, Schedule } from "effect"
 import type * as KafkaJs from "kafkajs"
 import type { ProducerConfig } from "../ProducerConfig.ts"
-import { highWatermarks } from "./highWatermarks.ts"
+import { partitionOffsets } from "./partitionOffsets.ts"
 
 /** One record as read back: bytes as written, the last value of each header. */
 export interface ReadRecord {
@@ -239,12 +239,8 @@ const endOffsets = (kafka: KafkaJs.Kafka, admin: KafkaJs.Admin, topic: string) =
     (error.cause as { retriable?: unknown } | undefined)?.retriable === true &&
     (error.reason !== "UnknownTopic" || ++unknownTopicRetries <= 5)
   return Effect.tryPromise({
-    // the metadata answers an unknown topic at once; fetchTopicOffsets would retry it for 7-10 s
-    try: async () => {
-      await admin.fetchTopicMetadata({ topics: [topic] })
-      const [offsets, high] = await Promise.all([admin.fetchTopicOffsets(topic), highWatermarks(kafka, topic)])
-      return offsets.map((o) => ({ partition: o.partition, low: BigInt(o.low), high: high.get(o.partition) ?? 0n }))
-    },
+    // the metadata answers an unknown topic at once, before the offsets are asked for
+    try: () => admin.fetchTopicMetadata({ topics: [topic] }).then(() => partitionOffsets(kafka, topic)),
     catch: failure("cannot fetch the end offsets", topic)
   }).pipe(
     Effect.retry({ schedule: Schedule.spaced("200 millis"), times: 25, while: worthRetrying }),

@@ -1,7 +1,7 @@
 /**
- * Each partition's high watermark (the offset after the last record written), which kafkajs' admin cannot
- * list: its `fetchTopicOffsets` always asks at isolation level read_committed, so it answers the last stable
- * offset. That offset stops at the first open transaction, and right after a commit it stays there until
+ * Each partition's first offset and high watermark (the offset after the last record written). kafkajs' admin
+ * cannot list the high watermark: its `fetchTopicOffsets` always asks at isolation level read_committed, so it
+ * answers the last stable offset. That offset stops at the first open transaction, and right after a commit it stays there until
  * the commit markers are written (a few milliseconds later): a reader that took it as the end read nothing
  * of a transaction that had just committed.
  *
@@ -45,16 +45,31 @@ const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
   return factory as ClusterFactory
 }
 
-/** The high watermark of each partition of `topic`, by partition. */
-export const highWatermarks = async (kafka: KafkaJs.Kafka, topic: string): Promise<Map<number, bigint>> => {
+/** A partition's first offset and its high watermark. */
+export interface PartitionOffsets {
+  readonly partition: number
+  readonly low: bigint
+  readonly high: bigint
+}
+
+/** The first offset and the high watermark of each partition of `topic`, over one connection. */
+export const partitionOffsets = async (kafka: KafkaJs.Kafka, topic: string): Promise<Array<PartitionOffsets>> => {
   const cluster = clusterFactoryOf(kafka)({ allowAutoTopicCreation: false, isolationLevel: READ_UNCOMMITTED })
   await cluster.connect()
   try {
     await cluster.addTargetTopic(topic)
     await cluster.refreshMetadataIfNecessary()
     const partitions = cluster.findTopicPartitionMetadata(topic).map((p) => ({ partition: p.partitionId }))
-    const [answer] = await cluster.fetchTopicsOffset([{ topic, fromBeginning: false, partitions }])
-    return new Map((answer?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)] as const))
+    const offsetsFrom = async (fromBeginning: boolean) => {
+      const [answer] = await cluster.fetchTopicsOffset([{ topic, fromBeginning, partitions }])
+      return new Map((answer?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)] as const))
+    }
+    const [low, high] = await Promise.all([offsetsFrom(true), offsetsFrom(false)])
+    return partitions.map(({ partition }) => ({
+      partition,
+      low: low.get(partition) ?? 0n,
+      high: high.get(partition) ?? 0n
+    }))
   } finally {
     await cluster.disconnect()
   }
