@@ -115,12 +115,12 @@ export interface Publisher {
    * Every event is settled; if any failed, `PublishAllFailed` holds the failures and the other receipts, by
    * index. The call is accepted as a whole: it runs in a fiber of the publisher (the caller's interruption
    * does not abandon it), is drained at shutdown, and each request is bounded by the delivery timeout.
-   * `concurrency`: see `Options.concurrency`.
+   * See `BulkOptions` for `concurrency` and `deadLetterRetriable`.
    */
   readonly publishAll: <A, I>(
     topic: Topic.Topic<A, I>,
     events: Iterable<A>,
-    options?: { readonly concurrency?: number | undefined }
+    options?: BulkOptions
   ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>
   /** Publishes an already serialized record (no Schema): the same retries, dead-letter and lifecycle. */
   readonly publishRecord: (record: ProducerRecord) => Effect.Effect<Receipt, PublishFailure>
@@ -130,10 +130,22 @@ export interface Publisher {
    */
   readonly publishRecords: (
     records: Iterable<ProducerRecord>,
-    options?: { readonly concurrency?: number | undefined }
+    options?: BulkOptions
   ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed>
   /** Publishes accepted and not finished yet. */
   readonly inFlight: Effect.Effect<number>
+}
+
+/** Per-call options of `publishAll` and `publishRecords`. */
+export interface BulkOptions {
+  /** Records of one request sent, retried and settled at once. Default: `Options.concurrency`. */
+  readonly concurrency?: number | undefined
+  /**
+   * Default true: a record whose retries ran out (`Retriable`) is dead-lettered like a `Fatal` one. false: it
+   * fails with its `Retriable` error (marked when possibly delivered) and only `Fatal` records are
+   * dead-lettered, for a caller that keeps the record and sends it again later (the outbox relay).
+   */
+  readonly deadLetterRetriable?: boolean | undefined
 }
 
 /** The `Publisher` service tag. */
@@ -189,7 +201,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
           const items = Array.from(events)
           return Effect.flatMap(
             Effect.forEach(items, (event) => Effect.result(Topic.encode(topic, event))),
-            (encoded) => bulk(topic.name, encoded, opts?.concurrency)
+            (encoded) => bulk(topic.name, encoded, opts)
           )
         }),
       publishRecord,
@@ -197,11 +209,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
         Effect.suspend(() => {
           const items = Array.from(records, (record): Result.Result<ProducerRecord, Fatal> => Result.succeed(record))
           const first = items[0]
-          return bulk(
-            first !== undefined && Result.isSuccess(first) ? first.success.topic : "",
-            items,
-            opts?.concurrency
-          )
+          return bulk(first !== undefined && Result.isSuccess(first) ? first.success.topic : "", items, opts)
         }),
       inFlight: observed.inFlight
     })
@@ -592,8 +600,12 @@ const makeBulk =
   (
     topic: string,
     items: ReadonlyArray<Result.Result<ProducerRecord, Fatal>>,
-    concurrency: number | undefined
+    options: BulkOptions | undefined
   ): Effect.Effect<ReadonlyArray<Receipt>, PublishAllFailed> => {
+    const call: BulkCall = {
+      concurrency: Math.max(1, options?.concurrency ?? deps.settings.concurrency),
+      deadLetterRetriable: options?.deadLetterRetriable ?? true
+    }
     const records: Array<ProducerRecord> = []
     const indices: Array<number> = []
     const failures: Array<{ index: number; error: PublishFailure }> = []
@@ -609,9 +621,7 @@ const makeBulk =
         ? Effect.succeed<ReadonlyArray<Settled>>([])
         : deps.lifecycle.accept(
             topic,
-            deps.observed.bulk(topic, records, (traced) =>
-              sendRequests(deps, traced, Math.max(1, concurrency ?? deps.settings.concurrency))
-            )
+            deps.observed.bulk(topic, records, (traced) => sendRequests(deps, traced, call))
           )
     return Effect.flatMap(Effect.result(run), (outcome) => {
       if (Result.isFailure(outcome)) {
@@ -637,11 +647,17 @@ const makeBulk =
     })
   }
 
+/** One bulk call's options, resolved. */
+interface BulkCall {
+  readonly concurrency: number
+  readonly deadLetterRetriable: boolean
+}
+
 /** The records in requests of at most `batchSize` records and `batchBytes` bytes, one after the other. */
 const sendRequests = (
   deps: BulkDeps,
   records: ReadonlyArray<ProducerRecord>,
-  concurrency: number
+  call: BulkCall
 ): Effect.Effect<ReadonlyArray<Settled>> =>
   Effect.gen(function* () {
     const { batchSize, batchBytes } = deps.settings
@@ -656,7 +672,7 @@ const sendRequests = (
         bytes += size
         end++
       }
-      const settled = yield* sendRequest(deps, records.slice(start, end), concurrency)
+      const settled = yield* sendRequest(deps, records.slice(start, end), call)
       for (const result of settled) out.push(result)
       start = end
     }
@@ -672,9 +688,10 @@ type Attempted = Result.Result<RecordMetadata, PublishError | CircuitOpen>
 const sendRequest = (
   deps: BulkDeps,
   records: ReadonlyArray<ProducerRecord>,
-  concurrency: number
+  call: BulkCall
 ): Effect.Effect<ReadonlyArray<Settled>> =>
   Effect.clockWith((clock) => {
+    const { concurrency } = call
     const started = monotonicMillis(clock)
     const tallies: Array<Tally> = records.map(() => ({ attempts: 0, possiblyDelivered: false }))
     const attempted: Array<Attempted | undefined> = new Array(records.length).fill(undefined)
@@ -688,7 +705,7 @@ const sendRequest = (
     )
     return Effect.andThen(
       bounded,
-      Effect.forEach(records, (record, i) => settle(deps, record, tallies[i]!, attempted[i]!, clock, started), {
+      Effect.forEach(records, (record, i) => settle(deps, call, record, tallies[i]!, attempted[i]!, clock, started), {
         concurrency
       })
     )
@@ -787,9 +804,10 @@ const orderKey = (record: ProducerRecord): string | undefined => {
   return `k:${record.topic}:${key}`
 }
 
-/** One record's end: its receipt, or its failure marked and dead-lettered as `publish` does; its metrics. */
+/** One record's end: its receipt, or its failure marked and dead-lettered as `publish` does (an exhausted `Retriable` only when the call allows it); its metrics. */
 const settle = (
   deps: BulkDeps,
+  call: BulkCall,
   record: ProducerRecord,
   tally: Tally,
   attempted: Attempted,
@@ -802,7 +820,7 @@ const settle = (
     const error = tally.possiblyDelivered ? markFailure(attempted.failure) : attempted.failure
     const { deadLetter } = deps.settings
     outcome =
-      deadLetter === false || error._tag === "CircuitOpen"
+      deadLetter === false || error._tag === "CircuitOpen" || (!call.deadLetterRetriable && error._tag === "Retriable")
         ? Effect.fail(error)
         : DeadLetter.send(deps.producer, record, error, tally, deadLetter)
   }

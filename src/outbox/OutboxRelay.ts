@@ -405,7 +405,11 @@ export const makeManual = (
         (row) => Boolean(Number(row.possible_duplicate)) || (recoveringRows && found === undefined)
       )
       const result = yield* publisher
-        .publishRecords(toSend.map((row, i) => toRecord(row, ambiguous[i]!)))
+        // a row whose retries ran out stays pending (sent again later), so only Fatal rows are dead-lettered
+        .publishRecords(
+          toSend.map((row, i) => toRecord(row, ambiguous[i]!)),
+          { deadLetterRetriable: false }
+        )
         .pipe(Effect.catchTag("PublishAllFailed", (failed) => Effect.succeed(failed)))
       const outcomes = outcomesOf(result as ReadonlyArray<Receipt> | PublishAllFailed, ambiguous)
       const foundRows = rows.filter((row) => found?.has(row.event_id))

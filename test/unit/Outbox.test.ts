@@ -168,6 +168,42 @@ describe("OutboxRelay", () => {
     })
   )
 
+  // Regression: the relay let the Publisher dead-letter rows whose retries ran out, so an outage longer than
+  // the delivery timeout left rows marked dead_lettered whose records were in the topic as well.
+  it.effect(
+    "retries run out (answers lost): the rows stay pending and are sent again marked, never dead-lettered",
+    () =>
+      Effect.gen(function* () {
+        const { run, sql, kafka } = yield* world({ retry: noRetry })
+        yield* run(commitOrders([1, 2, 3]))
+        yield* kafka.loseNextAnswers(1)
+        const relay = yield* run(manualRelay())
+        const first = yield* run(relay.runOnce)
+        assert.strictEqual(first.retrying, 3)
+        const pending = yield* sql<{ status: string; possible_duplicate: number }>`
+        SELECT status, possible_duplicate FROM kafka_outbox ORDER BY id`
+        assert.deepStrictEqual(
+          pending.map((row) => [row.status, Number(row.possible_duplicate)]),
+          [
+            ["pending", 1],
+            ["pending", 1],
+            ["pending", 1]
+          ]
+        )
+        yield* run(relay.runOnce)
+        assert.deepStrictEqual(yield* kafka.records("orders.dlt"), [])
+        const records = yield* kafka.records("orders")
+        // the lost answers' writes, then the resends, each resend marked
+        assert.strictEqual(records.length, 6)
+        assert.strictEqual(records.filter((r) => r.headers.ambiguous !== undefined).length, 3)
+        const rows = yield* sql<{ status: string }>`SELECT status FROM kafka_outbox`
+        assert.deepStrictEqual(
+          rows.map((row) => row.status),
+          ["delivered", "delivered", "delivered"]
+        )
+      })
+  )
+
   it.effect("a poison (oversize) event is dead-lettered and the row says so; the other rows go on", () =>
     Effect.gen(function* () {
       const { run, sql, kafka } = yield* world({ retry: noRetry })

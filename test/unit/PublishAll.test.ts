@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Random, Result, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Publisher, Topic } from "effect-kafka-publisher"
+import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Retriable } from "../../src/PublishError.ts"
 
@@ -213,6 +213,27 @@ describe("publishAll in bulk (issue 13.1)", () => {
       assert.strictEqual((yield* fake.records("small.dlt")).length, 1)
       yield* Scope.close(scope, Exit.void)
     })
+  )
+
+  it.effect(
+    "deadLetterRetriable false: retries run out, the record fails Retriable (marked); a Fatal one is still dead-lettered",
+    () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped({ retry: RetryPolicy.make({ maxAttempts: 1 }) })
+        yield* fake.loseNextAnswers(1)
+        const options = { deadLetterRetriable: false }
+        const failed = failureOf(yield* Effect.exit(publisher.publishRecords([record("one", "a", "1")], options)))
+        assert.deepStrictEqual(
+          failed.failures.map((f) => [f.index, (f.error as { _tag: string })._tag]),
+          [[0, "Retriable"]]
+        )
+        assert.isTrue((failed.failures[0]!.error as Retriable).possiblyDelivered)
+        const poison = yield* publisher.publishRecords([record("small", "s", "".padEnd(3000, "x"))], options)
+        assert.strictEqual(poison[0]?._tag, "DeadLettered")
+        assert.strictEqual((yield* fake.records("one.dlt")).length, 0)
+        assert.strictEqual((yield* fake.records("small.dlt")).length, 1)
+        yield* Scope.close(scope, Exit.void)
+      })
   )
 
   it.effect("an interrupted caller does not abandon the accepted call: every record is written", () =>
