@@ -696,7 +696,7 @@ const sendRequest = (
     const tallies: Array<Tally> = records.map(() => ({ attempts: 0, possiblyDelivered: false }))
     const attempted: Array<Attempted | undefined> = new Array(records.length).fill(undefined)
     const { deliveryTimeout } = deps.settings
-    const bounded = deps.deadlines.bound(attemptRequest(deps, records, tallies, attempted, concurrency), () =>
+    const bounded = deps.deadlines.bound(attemptRequest(deps, records, tallies, attempted, call), () =>
       Effect.sync(() => {
         attempted.forEach((result, i) => {
           if (result === undefined) attempted[i] = Result.fail(deliveryTimedOut(records[i]!.topic, deliveryTimeout))
@@ -717,7 +717,7 @@ const attemptRequest = (
   records: ReadonlyArray<ProducerRecord>,
   tallies: ReadonlyArray<Tally>,
   attempted: Array<Attempted | undefined>,
-  concurrency: number
+  call: BulkCall
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     for (const tally of tallies) tally.attempts = 1
@@ -730,7 +730,7 @@ const attemptRequest = (
               for (let i = 0; i < metadata.length; i++) attempted[i] = Result.succeed(metadata[i]!)
             })
           : Effect.die(new Error(`Publisher: the producer answered ${metadata.length} receipts for ${records.length}`)),
-      onFailure: (error) => retryFailed(deps, records, tallies, attempted, error, concurrency)
+      onFailure: (error) => retryFailed(deps, records, tallies, attempted, error, call)
     })
   )
 
@@ -740,7 +740,9 @@ const attemptRequest = (
  * `"unknown"` one marked possibly delivered), except that a record refused only because the request was too
  * large is resent at once (a smaller request may pass; no retry is spent). Records of one partition key
  * (explicit partition, else key) go one after the other in input order, so order per key is kept; records
- * without a key, each on its own.
+ * without a key, each on its own. When the call keeps exhausted records itself (`deadLetterRetriable: false`), a
+ * key whose record failed sends none of its later records: they fail with that record's error, so the caller's
+ * resend of the earlier one cannot land after them.
  */
 const retryFailed = (
   deps: BulkDeps,
@@ -748,7 +750,7 @@ const retryFailed = (
   tallies: ReadonlyArray<Tally>,
   attempted: Array<Attempted | undefined>,
   error: PublishError | CircuitOpen,
-  concurrency: number
+  call: BulkCall
 ): Effect.Effect<void> => {
   const outcomes =
     error._tag !== "CircuitOpen" && error.outcomes?.length === records.length ? error.outcomes : undefined
@@ -779,20 +781,31 @@ const retryFailed = (
   const all = [...groups.values(), ...lone]
   return Effect.forEach(
     all,
-    (group) =>
-      Effect.forEach(
+    (group) => {
+      let blockedBy: PublishError | CircuitOpen | undefined
+      return Effect.forEach(
         group,
         ({ index, first }) => {
           const record = records[index]!
           const tally = tallies[index]!
+          if (blockedBy !== undefined) {
+            // not sent again; possibly written by the first request all the same
+            if (first !== undefined) noteFailure(tally, first)
+            attempted[index] = Result.fail(blockedBy)
+            return Effect.void
+          }
           const run = first === undefined ? sendRetried(deps, record, tally) : retryAfter(deps, record, tally, first)
           return Effect.map(Effect.result(run), (result) => {
             attempted[index] = Result.map(result, ([metadata]) => metadata!)
+            if (Result.isFailure(result) && !call.deadLetterRetriable && result.failure._tag !== "Fatal") {
+              blockedBy = result.failure
+            }
           })
         },
         { discard: true }
-      ),
-    { concurrency, discard: true }
+      )
+    },
+    { concurrency: call.concurrency, discard: true }
   )
 }
 

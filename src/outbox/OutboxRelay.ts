@@ -195,7 +195,10 @@ const outcomesOf = (
   return out
 }
 
-/** A scoped relay over the `SqlClient` and `Publisher` in context; its loop stops with the scope. */
+/**
+ * A scoped relay over the `SqlClient` and `Publisher` in context; its loop stops with the scope. That scope must
+ * close before the `SqlClient`'s (as with `layer`): a loop that outlives the pool fails every query.
+ */
 export const make = (
   options: Options = {}
 ): Effect.Effect<OutboxRelay, never, SqlClient.SqlClient | Publisher | Scope.Scope> =>

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Random, Result, Schema, Scope, Stream } from "effect"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Random, Result, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
@@ -234,6 +234,31 @@ describe("publishAll in bulk (issue 13.1)", () => {
         assert.strictEqual((yield* fake.records("small.dlt")).length, 1)
         yield* Scope.close(scope, Exit.void)
       })
+  )
+
+  // Regression: after an earlier record of a key ran out of retries, a later record of that key was still
+  // resent and could succeed, so the caller's resend of the earlier one landed after it (outbox relay).
+  it.effect("deadLetterRetriable false: once a record of a key fails, its later records are not sent", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped({ retry: RetryPolicy.make({ maxAttempts: 2 }) })
+      yield* fake.failNext(2, unavailable) // the request, then the first record's one retry
+      const fiber = yield* Effect.forkChild(
+        publisher.publishRecords([record("one", "k", "1"), record("one", "k", "2")], { deadLetterRetriable: false }),
+        { startImmediately: true }
+      )
+      yield* TestClock.adjust(Duration.seconds(10))
+      const failed = failureOf(yield* Fiber.await(fiber))
+      assert.deepStrictEqual(
+        failed.failures.map((f) => [f.index, (f.error as { _tag: string })._tag]),
+        [
+          [0, "Retriable"],
+          [1, "Retriable"]
+        ]
+      )
+      assert.strictEqual(yield* fake.sendCount, 2)
+      assert.deepStrictEqual(yield* fake.records("one"), [])
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(noJitter)
   )
 
   it.effect("an interrupted caller does not abandon the accepted call: every record is written", () =>
