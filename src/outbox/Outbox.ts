@@ -74,10 +74,14 @@ const isMissingTable = (error: SqlError.SqlError): boolean =>
     }`
   )
 
-/** Inserts an encoded record into the outbox on the current transaction; answers its event id. */
+/**
+ * Inserts an encoded record into the outbox on the current transaction; answers its event id.
+ * `possibleDuplicate`: the record may be in its topic already (the relay sends it marked `ambiguous`).
+ */
 export const publishRecord = (
   record: ProducerRecord,
-  names: OutboxTable.Names = {}
+  names: OutboxTable.Names = {},
+  possibleDuplicate = false
 ): Effect.Effect<string, OutboxError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -99,7 +103,8 @@ export const publishRecord = (
       headers: encodeHeaders(record.headers),
       shard: shardOf(record.topic, record.key, eventId),
       status: "pending",
-      created_at: now
+      created_at: now,
+      possible_duplicate: possibleDuplicate ? 1 : 0
     }
     const notify: Effect.Effect<void, SqlError.SqlError> = sql.onDialectOrElse({
       pg: () => Effect.asVoid(sql`SELECT pg_notify(${table}, '')`),

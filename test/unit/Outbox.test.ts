@@ -6,7 +6,7 @@ import { Context, Duration, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import { TestClock } from "effect/testing"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
-import { Outbox, OutboxRelay, OutboxTable, SqliteClient } from "effect-kafka-publisher/outbox"
+import { Outbox, OutboxFallback, OutboxRelay, OutboxTable, SqliteClient } from "effect-kafka-publisher/outbox"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Retriable } from "../../src/PublishError.ts"
 
@@ -323,6 +323,52 @@ describe("OutboxRelay", () => {
       assert.strictEqual(delivered.length, 2)
       yield* TestClock.adjust(Duration.minutes(62))
       assert.strictEqual((yield* sql`SELECT id FROM kafka_outbox`).length, 0, "delivered rows deleted after retention")
+    })
+  )
+})
+
+describe("OutboxFallback", () => {
+  it.effect("broker down, dead-letter write failing too: Outboxed, the row pending; the relay sends it later", () =>
+    Effect.gen(function* () {
+      const { run, sql, kafka } = yield* world({ retry: noRetry })
+      yield* kafka.failNext(2, down) // the publish and its dead-letter write
+      const receipt = yield* run(OutboxFallback.publish(orders, placed(7)))
+      assert.strictEqual(receipt._tag, "Outboxed")
+      const outboxed = receipt as OutboxFallback.Outboxed
+      assert.strictEqual(outboxed.error._tag, "DeadLetterFailed")
+      assert.strictEqual(outboxed.table, "kafka_outbox")
+      const rows = yield* sql<{ event_id: string; status: string }>`SELECT event_id, status FROM kafka_outbox`
+      assert.deepStrictEqual(rows, [{ event_id: outboxed.eventId, status: "pending" }])
+      assert.deepStrictEqual(yield* kafka.records("orders"), [])
+      const relay = yield* run(manualRelay())
+      yield* run(relay.runOnce)
+      const sent = yield* kafka.records("orders")
+      assert.deepStrictEqual(
+        sent.map((r) => [idOf(r.value), decoder.decode(r.headers.eventId)]),
+        [[7, outboxed.eventId]]
+      )
+    })
+  )
+
+  it.effect("a delivered or invalid event is answered as Publisher.publish answers it; nothing stored", () =>
+    Effect.gen(function* () {
+      const { run, sql } = yield* world({ retry: noRetry })
+      const receipt = yield* run(OutboxFallback.publish(orders, placed(1)))
+      assert.strictEqual(receipt._tag, "Delivered")
+      const invalid = new OrderPlaced({ orderId: -1, customer: "x" }, { disableChecks: true })
+      const error = yield* Effect.flip(run(OutboxFallback.publish(orders, invalid)))
+      assert.strictEqual(error._tag, "Fatal")
+      assert.strictEqual((yield* sql`SELECT id FROM kafka_outbox`).length, 0)
+    })
+  )
+
+  it.effect("the outbox write failing as well: the caller gets the original DeadLetterFailed", () =>
+    Effect.gen(function* () {
+      const { run, sql, kafka } = yield* world({ retry: noRetry })
+      yield* sql`DROP TABLE kafka_outbox`
+      yield* kafka.failNext(2, down)
+      const error = yield* Effect.flip(run(OutboxFallback.publish(orders, placed(7))))
+      assert.strictEqual(error._tag, "DeadLetterFailed")
     })
   )
 })
