@@ -7,7 +7,7 @@
  *
  * Embedded by default: SQLite (node:sqlite, in memory) and the in-memory Kafka. DATABASE_URL (postgres://...)
  * for PostgreSQL, KAFKA_BROKERS for a real broker (the outage is then only simulated on the embedded one).
- * The last line is the summary as JSON.
+ * ORDERS, TOPIC and LEASE_TTL_MS tune it (tests use them). The last line is the summary as JSON.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { PgClient } from "@effect/sql-pg"
@@ -146,6 +146,7 @@ const setup = Effect.gen(function* () {
 })
 
 const relayLayer = OutboxRelay.layer({
+  leaseTtl: Duration.millis(Number(process.env.LEASE_TTL_MS ?? 10_000)),
   pollInterval: "100 millis",
   backoff: "100 millis",
   maxBackoff: "1 second",

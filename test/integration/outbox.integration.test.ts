@@ -8,7 +8,7 @@ import { type Duration, Effect, Layer, Redacted, Schedule, Schema, type Scope } 
 import { SqlClient } from "effect/sql"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
-import { Outbox, OutboxRelay, OutboxTable } from "effect-kafka-publisher/outbox"
+import { Outbox, OutboxRelay, OutboxTable, TopicLookup } from "effect-kafka-publisher/outbox"
 import { TopicReader } from "effect-kafka-publisher/testing"
 import { type Postgres, postgresUnavailable, startPostgres } from "../../testbed/postgres.ts"
 import { runExample, startExample } from "../support/runExample.ts"
@@ -197,6 +197,71 @@ describe.skipIf(unavailable !== undefined)(
         second.child.kill("SIGTERM")
         await second.exit
       }
+    }, 150_000)
+
+    it("the example on PostgreSQL and the broker: a rejected order leaves no event; 0 lost, 0 phantoms", async () => {
+      const topic = await run(stack(pg.url, bootstrapServers()), fresh("outbox-example"))
+      const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: bootstrapServers().join(","), TOPIC: topic, ORDERS: "50" }
+      const { code, stdout, stderr } = await runExample("examples/outbox/main.ts", env)
+      assert.strictEqual(code, 0, stderr)
+      const summary = JSON.parse(stdout.trim().split("\n").at(-1)!)
+      console.log(`outbox example on PostgreSQL + Kafka: ${JSON.stringify(summary)}`)
+      assert.include(summary, {
+        ordersAccepted: 50,
+        rejected: 1,
+        eventsInTopic: 50,
+        lost: 0,
+        phantoms: 0,
+        duplicates: 0
+      })
+    }, 60_000)
+
+    it("application kill -9 while it commits orders, then a relay restart: every committed order's event, once", async () => {
+      const brokers = bootstrapServers()
+      const layer = stack(pg.url, brokers)
+      const name = await run(layer, fresh("outbox-app-crash"))
+      const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: brokers.join(","), TOPIC: name, ORDERS: "50000" }
+      const app = startExample("examples/outbox/main.ts", { ...env, LEASE_TTL_MS: "2000" })
+      const ordersBefore = await run(
+        layer,
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          for (;;) {
+            const [row] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`.pipe(
+              Effect.orElseSucceed(() => [{ n: "0" }])
+            )
+            if (Number(row!.n) >= 2000) return Number(row!.n)
+            yield* Effect.sleep("20 millis")
+          }
+        })
+      )
+      app.child.kill("SIGKILL")
+      await app.exit
+      const counts = await run(
+        layer,
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          yield* OutboxRelay.make({
+            pollInterval: "200 millis",
+            leaseTtl: "2 seconds",
+            lookup: TopicLookup.topicLookup({ brokers })
+          })
+          yield* drained("90 seconds")
+          const [orders] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`
+          const [rows] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name}`
+          return { ...(yield* audit(brokers, name)), orders: Number(orders!.n), outboxRows: Number(rows!.n) }
+        })
+      )
+      console.log(
+        `outbox application crash: ${ordersBefore} orders committed at the kill, then ${JSON.stringify(counts)}`
+      )
+      assert.isBelow(counts.orders, 50_000, "killed while committing")
+      assert.strictEqual(counts.outboxRows, counts.orders, "each committed order has its event row, and no other")
+      assert.strictEqual(counts.lost, 0)
+      assert.strictEqual(counts.phantoms, 0)
+      assert.strictEqual(counts.unmarkedDuplicates, 0)
+      assert.strictEqual(counts.outOfOrderKeys, 0)
+      assert.strictEqual(counts.records - counts.duplicates, counts.orders)
     }, 150_000)
 
     it("two relays at once: each event once, order per key kept", async () => {
