@@ -63,14 +63,17 @@ const scramJaas = "org.apache.kafka.common.security.scram.ScramLoginModule requi
 
 export const serverProperties = (config: NodeConfig): string => {
   const many = config.clusterSize > 1
-  const listeners = [`PLAINTEXT://127.0.0.1:${config.brokerPort}`, `CONTROLLER://127.0.0.1:${config.controllerPort}`]
+  const controller = `CONTROLLER://127.0.0.1:${config.controllerPort}`
+  const listeners = [`PLAINTEXT://127.0.0.1:${config.brokerPort}`, controller]
   const protocols = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
   if (config.saslPort !== undefined) {
     listeners.push(`SASL_PLAINTEXT://127.0.0.1:${config.saslPort}`)
     protocols.push("SASL_PLAINTEXT:SASL_PLAINTEXT")
   }
-  const advertised = [...listeners]
-  if (config.proxied?.controllerProxy !== undefined) advertised[1] = `CONTROLLER://${config.proxied.controllerProxy}`
+  const controllerProxy = config.proxied?.controllerProxy
+  const advertised = listeners.map((listener) =>
+    listener === controller && controllerProxy !== undefined ? `CONTROLLER://${controllerProxy}` : listener
+  )
   let interBroker = "PLAINTEXT"
   if (config.proxied !== undefined) {
     listeners.push(`CLIENT://127.0.0.1:${config.proxied.clientPort}`)

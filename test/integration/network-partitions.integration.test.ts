@@ -18,8 +18,9 @@ import { count, summary } from "./reliabilityCounts.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
 
+// A timeline in the log (ms since the file started): when a cut does not heal, a CI log shows which step hung.
 const t0 = Date.now()
-const trace = (...what: ReadonlyArray<unknown>) => console.log(`[trace ${Date.now() - t0} ms]`, ...what)
+const timeline = (...what: ReadonlyArray<unknown>) => console.log(`[timeline ${Date.now() - t0} ms]`, ...what)
 
 const boundMs = 20_000 + 5_000 + 3_000 // delivery timeout + dead-letter write + scheduling slack
 
@@ -59,7 +60,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
   ) =>
     Effect.gen(function* () {
       const name = `part-${label}-${driver}-${Date.now()}`.replace(/[^A-Za-z0-9.-]+/g, "-")
-      trace(label, "create topics")
+      timeline(label, "create topics")
       yield* createTopic(cluster.brokers, name, { partitions: 1, replicationFactor: 3 })
       yield* createTopic(cluster.brokers, `${name}.dlt`, { partitions: 1, replicationFactor: 3 })
       const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
@@ -75,7 +76,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
       }).pipe(
         Effect.ensuring(
           Effect.promise(() => cluster.toxiproxy!.reset()).pipe(
-            Effect.andThen(Effect.sync(() => trace(label, "healed")))
+            Effect.andThen(Effect.sync(() => timeline(label, "healed")))
           )
         ),
         Effect.provide(
@@ -88,9 +89,9 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
           )
         )
       )
-      trace(label, "publishes done, longest", longestMs)
+      timeline(label, "publishes done, longest", longestMs)
       const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
-      trace(label, "counted")
+      timeline(label, "counted")
       console.log(
         `${summary(`3 nodes, ${label}, ${driver}, Kafka ${kafkaVersion()}`, counts)}, longest publish ${longestMs} ms`
       )
@@ -118,7 +119,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
               for (const [id, other] of cluster.proxies!)
                 if (id !== isolated) await other.controllerLinks.get(isolated)!.down()
             })
-            trace("isolated", isolated)
+            timeline("isolated", isolated)
             // fenced after the broker session timeout (6 s); a new leader is elected among the followers
             for (let i = 0; i < 40; i++) {
               yield* Effect.sleep("500 millis")
@@ -128,7 +129,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
               ).pipe(Effect.orElseSucceed(() => isolated))
               if (after !== isolated) break
             }
-            trace("new leader", after)
+            timeline("new leader", after)
             yield* Effect.sleep("3 seconds")
             // healed here, not after the load: a partition that never elects a leader must not hold 300 publishes
             yield* Effect.promise(() => cluster.toxiproxy!.reset())
