@@ -17,14 +17,14 @@
  *
  * Then the memory benchmark (bench/memory.bench.ts, in a process of its own so its peak RSS is its own):
  * 1,000,000 events offered as fast as the API accepts them (Publisher + Batcher). Writes
- * bench/results/latest.{md,json,png}. EVENTS (per-event scenarios, default 10,000; the Batcher's get 5x,
+ * bench/results/latest.{md,json,png}. Last, the transactions benchmark (bench/transactions.bench.ts, own
+ * process, same broker), which writes bench/results/transactions.{md,json}. EVENTS (per-event scenarios, default 10,000; the Batcher's get 5x,
  * pre-built batches 10x), CALLERS (default 256), RATE_SECONDS (default 10), MEMORY_EVENTS (default
  * 1,000,000) and KAFKA_VERSION tune it.
  */
 import { execFile } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
-import path from "node:path"
 import { promisify } from "node:util"
 import { Producer as PlatformaticClient } from "@platformatic/kafka"
 import { Effect, Layer } from "effect"
@@ -35,9 +35,9 @@ import { Producer, type ProducerRecord } from "../src/Producer.ts"
 import type { ProducerConfig } from "../src/ProducerConfig.ts"
 import type { PublishError } from "../src/PublishError.ts"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
-import { libsDir } from "../testbed/layout.ts"
 import { createTopics } from "../testbed/topics.ts"
 import { type Bar, barChartPng } from "./chart.ts"
+import { producerPerformance } from "./java.ts"
 import { BenchEvent, drivers } from "./shared.ts"
 
 const execFileAsync = promisify(execFile)
@@ -211,16 +211,7 @@ const baselineP = async (cluster: KafkaCluster, size: number) => {
 
 const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> => {
   const topic = await newTopic(cluster, `c-${size}`)
-  const version = kafkaVersionFromEnv()
-  const logConfig = version.startsWith("3.")
-    ? [`-Dlog4j.configuration=file:${path.resolve("bench/tools-log4j.properties")}`]
-    : [`-Dlog4j2.configurationFile=${path.resolve("bench/tools-log4j2.properties")}`]
-  const args = [
-    "-Xmx512m",
-    ...logConfig,
-    "-cp",
-    path.join(libsDir(version), "*"),
-    "org.apache.kafka.tools.ProducerPerformance",
+  const java = await producerPerformance([
     "--topic",
     topic,
     "--num-records",
@@ -234,25 +225,15 @@ const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> =
     "acks=all",
     "enable.idempotence=true",
     "linger.ms=5"
-  ]
-  const started = performance.now()
-  const { stdout } = await execFileAsync("java", args, { maxBuffer: 16 * 1024 * 1024 })
-  const ms = performance.now() - started
-  // "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, ..."
-  const last = stdout.trim().split("\n").at(-1)!
-  const m =
-    /(\d+) records sent, ([\d.]+) records\/sec \(([\d.]+) MB\/sec\), [\d.]+ ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th/.exec(
-      last
-    )
-  if (!m) throw new Error(`cannot read ProducerPerformance output: ${last}`)
+  ])
   return {
     scenario: "C: Java ProducerPerformance, linger 5 ms",
     size,
-    records: Number(m[1]),
-    seconds: ms / 1000,
-    recordsPerSecond: Math.round(Number(m[2])),
-    mbPerSecond: Number(m[3]),
-    latencyMs: { p50: Number(m[5]), p95: Number(m[6]), p99: Number(m[7]), max: Number(m[4]) },
+    records: java.records,
+    seconds: java.wallMs / 1000,
+    recordsPerSecond: Math.round(java.recordsPerSecond),
+    mbPerSecond: java.mbPerSecond,
+    latencyMs: java.latencyMs,
     peakRssMb: 0,
     note: "JVM process; latency in whole ms"
   }
@@ -384,6 +365,15 @@ const memoryBenchmark = async (
   return JSON.parse(stdout.trim().split("\n").at(-1)!) as MemoryResult
 }
 
+/** bench/transactions.bench.ts in a process of its own, on this broker: writes bench/results/transactions.md. */
+const transactionsBenchmark = async (cluster: KafkaCluster) => {
+  log("transactions of 1, 10 and 100 records vs publishAll vs Java, own process ...")
+  await execFileAsync(process.execPath, [...process.execArgv, "bench/transactions.bench.ts"], {
+    env: { ...process.env, KAFKA_BROKERS: cluster.bootstrap, BENCH_COMMAND: "npm run bench" },
+    maxBuffer: 16 * 1024 * 1024
+  })
+}
+
 const fmt = (n: number) => n.toLocaleString("en-US")
 
 const main = async () => {
@@ -452,6 +442,7 @@ const main = async () => {
       memory.push(m)
     }
     write(results, memory)
+    await transactionsBenchmark(cluster)
   } finally {
     await cluster.stop()
   }

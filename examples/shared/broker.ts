@@ -5,7 +5,7 @@
  */
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import type { ConfigError } from "effect/Config"
-import type { Producer, PublishError } from "effect-kafka-publisher"
+import { type Producer, ProducerConfig, type PublishError, type TransactionalProducer } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { FakeKafka } from "effect-kafka-publisher/testing"
@@ -53,5 +53,22 @@ export const producerLayer = (
       const driver = yield* driverName
       yield* Effect.sync(() => console.error(`broker: ${brokers.value.join(",")} (${driver} driver)`))
       return driverLayer()
+    })
+  )
+
+/**
+ * KAFKA_DRIVER's transactional producer on KAFKA_BROKERS (configured from the environment, as `driverLayer`),
+ * with `transactionalId`.
+ */
+export const transactionalDriverLayer = (
+  transactionalId: string
+): Layer.Layer<TransactionalProducer.TransactionalProducer, PublishError.PublishError | ConfigError> =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      const driver = yield* driverName
+      const config = { ...(yield* ProducerConfig.config), transactionalId }
+      return driver === "platformatic"
+        ? PlatformaticProducer.layerTransactional(config)
+        : KafkaJsProducer.layerTransactional(config)
     })
   )

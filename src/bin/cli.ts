@@ -3,6 +3,7 @@
  * The `effect-kafka-publisher` command line:
  *
  *   verify --topic T [--expect N] [--id-header eventId]   read a topic back: count, duplicates, offset gaps
+ *          [--isolation read_committed|read_uncommitted]   which records (default read_committed; dlt too)
  *   produce --topic T --value V [--key K] [--header k=v]  publish one record (retries and dead-letter included)
  *   dlt --topic T [--dlt-topic T.dlt]                      list dead-lettered records with their headers
  *   dlt replay --topic T.dlt [--to T] [--where k=v]...    send dead letters back (see Redrive); --dry-run lists them
@@ -83,15 +84,29 @@ const progressIntervalFlag = Flag.Int("progress-interval").pipe(
   Flag.withDefault(5)
 )
 
+/** Which records the reading commands read (Java: `isolation.level`); the reader's default, read_committed. */
+const isolationFlag = Flag.Literals("isolation", ["read_committed", "read_uncommitted"]).pipe(
+  Flag.withDescription(
+    "read_committed skips aborted transactions and waits for open ones; read_uncommitted reads every record written"
+  ),
+  Flag.withDefault("read_committed" as const)
+)
+
+/** How a command reads a topic: its isolation level and how often it reports progress. */
+interface ReadSettings {
+  readonly isolation: NonNullable<TopicReader.Options["isolation"]>
+  readonly progressInterval: number
+}
+
 /** Reads a topic with progress on stderr. */
 const readWithProgress = (
   config: TopicReader.ConnectionOptions,
   topic: string,
-  intervalSeconds: number
+  read: ReadSettings
 ): Effect.Effect<ReadonlyArray<TopicReader.ReadRecord>, TopicReader.ReadFailed> =>
   Effect.suspend(() => {
-    const reporter = progressReporter(`reading ${topic}`, intervalSeconds)
-    return TopicReader.readAll({ ...config, topic, onProgress: reporter.update }).pipe(
+    const reporter = progressReporter(`reading ${topic}`, read.progressInterval)
+    return TopicReader.readAll({ ...config, topic, isolation: read.isolation, onProgress: reporter.update }).pipe(
       Effect.ensuring(Effect.sync(reporter.done))
     )
   })
@@ -150,6 +165,7 @@ const verify = Command.make(
       Flag.withDescription("the header that carries a unique event id"),
       Flag.withDefault("eventId")
     ),
+    isolation: isolationFlag,
     json: jsonFlag,
     progressInterval: progressIntervalFlag,
     brokers: brokersFlag
@@ -157,8 +173,8 @@ const verify = Command.make(
   (options) =>
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
-      yield* Console.error(`reading ${options.topic} from ${config.brokers.join(",")} ...`)
-      const records = yield* readWithProgress(config, options.topic, options.progressInterval)
+      yield* Console.error(`reading ${options.topic} (${options.isolation}) from ${config.brokers.join(",")} ...`)
+      const records = yield* readWithProgress(config, options.topic, options)
       const report = TopicAudit.audit(records, {
         expect: Option.getOrUndefined(options.expect),
         idHeader: options.idHeader
@@ -213,8 +229,8 @@ const produce = Command.make(
 ).pipe(Command.withDescription("Publish one record; exit 1 if it was dead-lettered instead"))
 
 /** Reads a topic; one that does not exist reads as empty. */
-const readOrEmpty = (config: TopicReader.ConnectionOptions, topic: string, intervalSeconds: number) =>
-  readWithProgress(config, topic, intervalSeconds).pipe(
+const readOrEmpty = (config: TopicReader.ConnectionOptions, topic: string, read: ReadSettings) =>
+  readWithProgress(config, topic, read).pipe(
     Effect.catchIf(
       (error) => error.reason === "UnknownTopic",
       () => Effect.succeed([])
@@ -244,6 +260,7 @@ const replay = Command.make(
       Flag.withDefault(Redrive.defaultMaxRedrives)
     ),
     dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("list what would be sent"), Flag.withDefault(false)),
+    isolation: isolationFlag,
     json: jsonFlag,
     progressInterval: progressIntervalFlag,
     brokers: brokersFlag
@@ -252,7 +269,7 @@ const replay = Command.make(
     Effect.gen(function* () {
       const filters = yield* where(options.where)
       const config = yield* connected(options.brokers)
-      const source: Redrive.Source = { read: (topic) => readOrEmpty(config, topic, options.progressInterval) }
+      const source: Redrive.Source = { read: (topic) => readOrEmpty(config, topic, options) }
       const redrive: Redrive.Options = {
         deadLetterTopic: options.topic,
         to: Option.getOrUndefined(options.to),
@@ -299,6 +316,7 @@ const dlt = Command.make(
       Flag.withDescription("the dead-letter topic; default: the topic's name + .dlt"),
       Flag.optional
     ),
+    isolation: isolationFlag,
     json: jsonFlag,
     progressInterval: progressIntervalFlag,
     brokers: brokersFlag
@@ -307,7 +325,7 @@ const dlt = Command.make(
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
       const topic = Option.getOrElse(options.dltTopic, () => DeadLetter.defaultTopicName(options.topic))
-      const records = yield* readOrEmpty(config, topic, options.progressInterval)
+      const records = yield* readOrEmpty(config, topic, options)
       if (options.json) {
         const listed = records.map((r) => ({
           partition: r.partition,

@@ -1,11 +1,13 @@
 // The command line against a SASL/SCRAM cluster, run as a user runs it: every command (produce, verify, dlt)
 // takes the same KAFKA_* settings, SASL included (issue 18.8: verify and dlt ignored them). A wrong password
 // or a user without ACLs fails at once with one line and exit code 3; the password appears in no output, even
-// with --log-level debug.
+// with --log-level debug. On the run's shared broker: verify --isolation over one committed and one aborted
+// transaction (issue 15.6).
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { runCli } from "../support/runCli.ts"
-import { describeWithKafka } from "./broker.ts"
+import { bootstrapServers, describeWithKafka } from "./broker.ts"
 import { ownCluster, scramUsers } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
 
@@ -107,4 +109,43 @@ describeWithKafka("CLI on a SASL/SCRAM cluster", () => {
     assert.notInclude(`${run.stdout}${run.stderr}`, "alice-secret")
     console.log(`alice: verify -> exit ${run.code}: ${run.stderr.trim()}`)
   })
+})
+
+describeWithKafka("CLI verify --isolation on a transactional topic (issue 15.6)", () => {
+  it.live(
+    "read_committed counts the committed transaction only, read_uncommitted the aborted one too",
+    () =>
+      Effect.gen(function* () {
+        const brokers = bootstrapServers()
+        const topic = `cli-isolation-${Date.now()}`
+        yield* createTopic(brokers, topic, { partitions: 1 })
+        const producer = yield* PlatformaticProducer.makeTransactional({ brokers, transactionalId: `${topic}-txn` })
+        const records = (ids: ReadonlyArray<string>) =>
+          ids.map((id) => ({ topic, key: null, value: new TextEncoder().encode(id), headers: { eventId: id } }))
+        const committed = yield* producer.begin
+        yield* committed.send(records(["c1", "c2"]))
+        yield* committed.commit
+        const aborted = yield* producer.begin
+        yield* aborted.send(records(["a1", "a2", "a3"]))
+        yield* aborted.abort
+        const env = { KAFKA_BROKERS: brokers.join(",") }
+        const verify = (isolation: string) =>
+          Effect.promise(() => runCli(["verify", "--topic", topic, "--isolation", isolation, "--json"], env))
+
+        const readCommitted = yield* verify("read_committed")
+        assert.strictEqual(readCommitted.code, 0, `${readCommitted.stdout}\n${readCommitted.stderr}`)
+        assert.include(JSON.parse(readCommitted.stdout), { count: 2, duplicates: 0, ok: true })
+
+        // offsets 0-1 committed, 2 the commit marker, 3-5 aborted, 6 the abort marker: the marker reads as a gap
+        const readUncommitted = yield* verify("read_uncommitted")
+        const report = JSON.parse(readUncommitted.stdout) as { count: number; gaps: ReadonlyArray<unknown> }
+        assert.strictEqual(report.count, 5, readUncommitted.stderr)
+        assert.deepStrictEqual(report.gaps, [{ partition: 0, after: "1", next: "3" }])
+        assert.strictEqual(readUncommitted.code, 1, "a gap fails the check")
+        const byDefault = yield* Effect.promise(() => runCli(["verify", "--topic", topic, "--expect", "2"], env))
+        assert.strictEqual(byDefault.code, 0, "the default is read_committed")
+        console.log(`verify --isolation: read_committed 2, read_uncommitted ${report.count} records`)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })

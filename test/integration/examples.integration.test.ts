@@ -33,6 +33,36 @@ describeWithKafka("examples on the real broker", () => {
     })
   })
 
+  describe("transactions (issue 15)", { timeout: 60_000 }, () => {
+    for (const driver of ["kafkajs", "platformatic"]) {
+      it(`${driver}: read_committed sees the committed order on both topics only; verify --isolation agrees`, async () => {
+        const prefix = `tx-example-${driver}-${Date.now()}-`
+        const env = {
+          KAFKA_BROKERS: bootstrapServers().join(","),
+          KAFKA_DRIVER: driver,
+          KAFKA_TRANSACTIONAL_ID: `${prefix}orders-service`,
+          TOPIC_PREFIX: prefix
+        }
+        const demo = await runExample("examples/transactions/main.ts", env)
+        assert.strictEqual(demo.code, 0, `${demo.stdout}\n${demo.stderr}`)
+        assert.deepStrictEqual(JSON.parse(demo.stdout.trim().split("\n").at(-1)!), {
+          committed: ["order-1"],
+          aborted: ["order-2"],
+          readCommitted: { orders: ["order-1"], payments: ["order-1"] },
+          readUncommitted: { orders: ["order-1", "order-2"], payments: ["order-1", "order-2"] }
+        })
+        for (const topic of ["orders", "payments"]) {
+          const verify = await runCli(
+            ["verify", "--topic", `${prefix}${topic}`, "--isolation", "read_committed", "--expect", "1", "--json"],
+            env
+          )
+          assert.strictEqual(verify.code, 0, `${verify.stdout}\n${verify.stderr}`)
+          assert.include(JSON.parse(verify.stdout), { count: 1, ok: true })
+        }
+      })
+    }
+  })
+
   describe("orders latency comparison", { timeout: 180_000 }, () => {
     it("measures every variant (per event; linger 0/5/20 ms x none/gzip/snappy/lz4/zstd) on the real broker", async () => {
       const { code, stdout, stderr } = await runExample("examples/orders/latency.ts", {

@@ -153,6 +153,40 @@ describe("CLI", { timeout: 60_000 }, () => {
     })
   })
 
+  describe("--isolation (issue 15)", () => {
+    it("a bad value is bad usage: exit 2, one line naming the accepted values, before any connection", async () => {
+      const run = await runCli(["verify", "--topic", "orders", "--isolation", "committed"], {
+        KAFKA_BROKERS: await refusedBroker()
+      })
+      oneLine(
+        run,
+        2,
+        `error: Invalid value for flag --isolation: "committed". Expected: "read_committed" | "read_uncommitted"; see 'effect-kafka-publisher verify --help'`
+      )
+    })
+
+    for (const command of [
+      ["verify", "--topic", "orders"],
+      ["dlt", "--topic", "orders"],
+      ["dlt", "replay", "--topic", "orders.dlt"]
+    ]) {
+      for (const isolation of ["read_committed", "read_uncommitted"]) {
+        it(`${command.slice(0, -2).join(" ")} --isolation ${isolation} parses, then needs the cluster (exit 3)`, async () => {
+          const broker = await refusedBroker()
+          const run = await runCli([...command, "--isolation", isolation], { KAFKA_BROKERS: broker })
+          oneLine(run, 3, new RegExp(`^error: cannot connect to ${broker}`))
+        })
+      }
+    }
+
+    it("verify --help documents it", async () => {
+      const run = await runCli(["verify", "--help"])
+      assert.strictEqual(run.code, 0, run.stderr)
+      assert.match(run.stdout, /--isolation/)
+      assert.match(run.stdout, /read_uncommitted/)
+    })
+  })
+
   describe("dlt replay (issue 16)", () => {
     it("a --where without '=' is bad usage: exit 2 before any connection", async () => {
       const run = await runCli(["dlt", "replay", "--topic", "orders.dlt", "--where", "errorType"], {

@@ -76,6 +76,20 @@ describe("examples on the embedded broker", { timeout: 60_000 }, () => {
     })
   })
 
+  it("transactions: the committed order on both topics, the declined one visible to read_uncommitted only", async () => {
+    const { code, stdout, stderr } = await runExample("examples/transactions/main.ts", { KAFKA_BROKERS: undefined })
+    assert.strictEqual(code, 0, stderr)
+    assert.include(stderr, "embedded in-memory Kafka")
+    assert.match(stdout, /^order-1: committed \(orders p\d@\d+, payments p\d@\d+\)$/m)
+    assert.match(stdout, /^order-2: aborted \(payment declined\); neither event is visible$/m)
+    assert.deepStrictEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), {
+      committed: ["order-1"],
+      aborted: ["order-2"],
+      readCommitted: { orders: ["order-1"], payments: ["order-1"] },
+      readUncommitted: { orders: ["order-1", "order-2"], payments: ["order-1", "order-2"] }
+    })
+  })
+
   it("graceful shutdown: SIGTERM stops accepting, flushes, reports every accepted event, exits 0", async () => {
     const run = startExample("examples/graceful-shutdown/main.ts", { KAFKA_BROKERS: undefined, TOPIC: "ticks" })
     await waitForOutput(run, (_, err) => err.includes("publishing until SIGINT/SIGTERM"))
