@@ -13,6 +13,7 @@ import {
   type FaultCase,
   faultCase,
   faultRunSettings,
+  makeTally,
   plannedMs,
   runFaultCase
 } from "./faultProperty.ts"
@@ -34,31 +35,33 @@ describeWithToxiproxy("fault sequences (property-based, toxiproxy + one broker)"
     async () => {
       const replay = `FAULT_SEED=${settings.seed}${settings.path === undefined ? "" : ` FAULT_PATH=${settings.path}`}`
       console.log(`fault property, Kafka ${kafkaVersion()}: seed ${settings.seed} (replay: ${replay})`)
-      let runs = 0
+      const tally = makeTally()
       const began = Date.now()
-      await fc.assert(
-        fc.asyncProperty(faultCase, async (c: FaultCase) => {
-          if (Date.now() > settings.deadline) return // time-boxed soak: the rest pass at once
-          runs++
-          const steps = c.steps.map(describeStep).join(", ")
-          const name = `faultprop-${Date.now()}`
-          const result = await Effect.runPromise(runFaultCase(cluster(), c, name))
-          console.log(
-            `${summary(`run ${runs} [${steps}] ${describeLoad(c.load)}, Kafka ${kafkaVersion()}`, result.counts)}, defects ${result.defects}, longest publish ${result.longestMs} ms, run ${(result.elapsedMs / 1000).toFixed(1)} s (faults planned ${(plannedMs(c.steps) / 1000).toFixed(1)} s)`
-          )
-          assertFaultInvariants(`run ${runs}`, result.counts, result.longestMs)
-          assert.strictEqual(result.defects, 0, `run ${runs}: publishes ended in a defect`)
-        }),
-        {
+      const property = fc.asyncProperty(faultCase, async (c: FaultCase) => {
+        if (Date.now() > settings.deadline) return // time-boxed soak: the rest pass at once
+        const run = tally.runs() + 1
+        const steps = c.steps.map(describeStep).join(", ")
+        const name = `faultprop-${Date.now()}`
+        const result = await Effect.runPromise(runFaultCase(cluster(), c, name))
+        console.log(
+          `${summary(`run ${run} [${steps}] ${describeLoad(c.load)}, Kafka ${kafkaVersion()}`, result.counts)}, defects ${result.defects}, longest publish ${result.longestMs} ms, run ${(result.elapsedMs / 1000).toFixed(1)} s (faults planned ${(plannedMs(c.steps) / 1000).toFixed(1)} s)`
+        )
+        tally.add(c, result)
+        assertFaultInvariants(`run ${run}`, result.counts, result.longestMs)
+        assert.strictEqual(result.defects, 0, `run ${run}: publishes ended in a defect`)
+      })
+      try {
+        await fc.assert(property, {
           seed: settings.seed,
           numRuns: settings.numRuns,
-          endOnFailure: true,
+          endOnFailure: true, // no shrinking: each try is a real run; the failing case is reported as generated
           ...(settings.path === undefined ? {} : { path: settings.path })
-        }
-      )
-      console.log(
-        `fault property, Kafka ${kafkaVersion()}: ${runs} sequences passed in ${((Date.now() - began) / 1000).toFixed(0)} s (seed ${settings.seed})`
-      )
+        })
+      } finally {
+        console.log(
+          `fault property, Kafka ${kafkaVersion()}, seed ${settings.seed}, ${((Date.now() - began) / 1000).toFixed(0)} s: ${tally.line()}`
+        )
+      }
     },
     timeoutMs
   )

@@ -241,3 +241,27 @@ export const faultRunSettings = (numRuns: number, env: NodeJS.ProcessEnv = proce
     deadline: minutes === undefined ? Number.POSITIVE_INFINITY : Date.now() + minutes * 60_000
   }
 }
+
+/** Totals over the runs of one property run, for the closing line of a soak. */
+export const makeTally = () => {
+  let runs = 0
+  let longestMs = 0
+  const sums = { published: 0, delivered: 0, deadLettered: 0, errors: 0, ambiguousErrors: 0, marked: 0 }
+  const kinds = new Map<FaultStep["_tag"], number>()
+  return {
+    add: (c: FaultCase, r: FaultRunResult): void => {
+      runs++
+      longestMs = Math.max(longestMs, r.longestMs)
+      sums.published += r.counts.published
+      sums.delivered += r.counts.delivered
+      sums.deadLettered += r.counts.deadLettered
+      sums.errors += r.counts.errors
+      sums.ambiguousErrors += r.counts.ambiguousErrors
+      sums.marked += r.counts.markedPossibleDuplicates
+      for (const step of c.steps) kinds.set(step._tag, (kinds.get(step._tag) ?? 0) + 1)
+    },
+    runs: () => runs,
+    line: (): string =>
+      `${runs} sequences (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}): published ${sums.published}, delivered ${sums.delivered}, dead-lettered ${sums.deadLettered}, errors ${sums.errors} (ambiguous ${sums.ambiguousErrors}), possible duplicates marked ${sums.marked}, longest publish ${longestMs} ms`
+  }
+}
