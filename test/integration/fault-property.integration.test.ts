@@ -33,11 +33,11 @@ describeWithToxiproxy("fault sequences (property-based, toxiproxy + one broker)"
   it(
     "every fault sequence keeps the invariants: 0 lost, 0 unmarked duplicates, 0 silently written, bounded publishes",
     async () => {
-      const replay = `FAULT_SEED=${settings.seed}${settings.path === undefined ? "" : ` FAULT_PATH=${settings.path}`}`
+      const replay = `FAULT_SEED=${settings.seed}${settings.path === undefined ? "" : ` FAULT_PATH=${settings.path}`}${settings.long ? " FAULT_LONG=1" : ""}`
       console.log(`fault property, Kafka ${kafkaVersion()}: seed ${settings.seed} (replay: ${replay})`)
       const tally = makeTally()
       const began = Date.now()
-      const property = fc.asyncProperty(faultCase, async (c: FaultCase) => {
+      const property = fc.asyncProperty(faultCase(settings.long), async (c: FaultCase) => {
         if (Date.now() > settings.deadline) return // time-boxed soak: the rest pass at once
         const run = tally.runs() + 1
         const steps = c.steps.map(describeStep).join(", ")

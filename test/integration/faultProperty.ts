@@ -50,33 +50,42 @@ export interface FaultCase {
 const restartEstimateMs = 8_000
 /** Time between two faults, and publishing before the first and after the last one. */
 const gapMs = 500
-/** At most this much fault time in one case (restart estimate included): keeps a run short. */
+/** At most this much fault time in one case (restart estimate included): keeps a CI run short. */
 const maxFaultMs = 12_000
+/** Long cases (FAULT_LONG=1): stalls up to 30 s, past the delivery timeout, so dead-letter paths are taken too. */
+const longStallMs = 30_000
+const maxLongFaultMs = 45_000
 
 const way: fc.Arbitrary<Way> = fc.constantFrom("downstream", "upstream", "both")
 const held = (min: number, max: number) => fc.integer({ min, max }).map((s) => s * 500)
 
-/** A fault step: its kind and how long it is held, in steps of 0.5 s. */
-export const faultStep: fc.Arbitrary<FaultStep> = fc.oneof(
-  fc.record({
-    _tag: fc.constant("latency" as const),
-    latencyMs: fc.integer({ min: 10, max: 300 }),
-    jitterMs: fc.integer({ min: 0, max: 100 }),
-    way,
-    ms: held(2, 6)
-  }),
-  fc.record({ _tag: fc.constant("blackHole" as const), way, ms: held(2, 8) }),
-  fc.record({ _tag: fc.constant("resetPeer" as const), way, ms: held(2, 6) }),
-  fc.record({
-    _tag: fc.constant("slowLink" as const),
-    rateKBps: fc.integer({ min: 16, max: 256 }),
-    sliceBytes: fc.integer({ min: 16, max: 256 }),
-    ms: held(2, 6)
-  }),
-  fc.record({ _tag: fc.constant("down" as const), ms: held(2, 6) }),
-  fc.record({ _tag: fc.constant("pause" as const), ms: held(2, 10) }),
-  fc.record({ _tag: fc.constant("kill" as const), ms: held(0, 4) })
-)
+/**
+ * A fault step: its kind and how long it is held, in steps of 0.5 s. `long`: a black hole, the proxy down or a
+ * SIGSTOP may last up to 30 s instead of 4, 3 and 5 s.
+ */
+export const faultStep = (long: boolean): fc.Arbitrary<FaultStep> => {
+  const stall = (maxMs: number) => held(2, (long ? longStallMs : maxMs) / 500)
+  return fc.oneof(
+    fc.record({
+      _tag: fc.constant("latency" as const),
+      latencyMs: fc.integer({ min: 10, max: 300 }),
+      jitterMs: fc.integer({ min: 0, max: 100 }),
+      way,
+      ms: held(2, 6)
+    }),
+    fc.record({ _tag: fc.constant("blackHole" as const), way, ms: stall(4_000) }),
+    fc.record({ _tag: fc.constant("resetPeer" as const), way, ms: held(2, 6) }),
+    fc.record({
+      _tag: fc.constant("slowLink" as const),
+      rateKBps: fc.integer({ min: 16, max: 256 }),
+      sliceBytes: fc.integer({ min: 16, max: 256 }),
+      ms: held(2, 6)
+    }),
+    fc.record({ _tag: fc.constant("down" as const), ms: stall(3_000) }),
+    fc.record({ _tag: fc.constant("pause" as const), ms: stall(5_000) }),
+    fc.record({ _tag: fc.constant("kill" as const), ms: held(0, 4) })
+  )
+}
 
 const costMs = (step: FaultStep) => step.ms + (step._tag === "kill" ? restartEstimateMs : 0)
 /** How long a case's faults are expected to take, gaps and the restarts included. */
@@ -91,13 +100,14 @@ export const load: fc.Arbitrary<Load> = fc.record({
   rate: fc.integer({ min: 10, max: 40 }).map((r) => r * 10)
 })
 
-/** A case: a load and 1 to 3 faults, at most `maxFaultMs` of them. */
-export const faultCase: fc.Arbitrary<FaultCase> = fc.record({
-  load,
-  steps: fc
-    .array(faultStep, { minLength: 1, maxLength: 3 })
-    .filter((steps) => steps.reduce((t, s) => t + costMs(s), 0) <= maxFaultMs)
-})
+/** A case: a load and 1 to 3 faults, at most 12 s of them (45 s when `long`). */
+export const faultCase = (long: boolean): fc.Arbitrary<FaultCase> =>
+  fc.record({
+    load,
+    steps: fc
+      .array(faultStep(long), { minLength: 1, maxLength: 3 })
+      .filter((steps) => steps.reduce((t, s) => t + costMs(s), 0) <= (long ? maxLongFaultMs : maxFaultMs))
+  })
 
 const ways = (w: Way): ReadonlyArray<Direction> => (w === "both" ? ["downstream", "upstream"] : [w])
 
@@ -221,7 +231,7 @@ export const runFaultCase = (cluster: KafkaCluster, c: FaultCase, name: string) 
     Effect.provideService(References.MinimumLogLevel, "None")
   )
 
-/** How a property run is driven: from FAULT_SEED, FAULT_PATH, FAULT_RUNS and FAULT_MINUTES. */
+/** How a property run is driven: from FAULT_SEED, FAULT_PATH, FAULT_RUNS, FAULT_MINUTES and FAULT_LONG. */
 export interface FaultRunSettings {
   readonly seed: number
   /** fast-check's replay path of a failing case (printed with it); needs the same seed. */
@@ -229,6 +239,8 @@ export interface FaultRunSettings {
   readonly numRuns: number
   /** Runs that would start after this time pass at once (a time-boxed soak); Infinity when unbounded. */
   readonly deadline: number
+  /** Long stalls (`faultCase(true)`). */
+  readonly long: boolean
 }
 
 /** Reads the settings from the environment; `numRuns` is the default when neither FAULT_RUNS nor FAULT_MINUTES is set. */
@@ -238,7 +250,8 @@ export const faultRunSettings = (numRuns: number, env: NodeJS.ProcessEnv = proce
     seed: env.FAULT_SEED === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(env.FAULT_SEED),
     path: env.FAULT_PATH,
     numRuns: env.FAULT_RUNS !== undefined ? Number(env.FAULT_RUNS) : minutes !== undefined ? 100_000 : numRuns,
-    deadline: minutes === undefined ? Number.POSITIVE_INFINITY : Date.now() + minutes * 60_000
+    deadline: minutes === undefined ? Number.POSITIVE_INFINITY : Date.now() + minutes * 60_000,
+    long: env.FAULT_LONG === "1"
   }
 }
 
