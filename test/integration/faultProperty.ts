@@ -51,7 +51,7 @@ const restartEstimateMs = 8_000
 /** Time between two faults, and publishing before the first and after the last one. */
 const gapMs = 500
 /** At most this much fault time in one case (restart estimate included): keeps a CI run short. */
-const maxFaultMs = 12_000
+const maxFaultMs = 10_000
 /** Long cases (FAULT_LONG=1): stalls up to 30 s, past the delivery timeout, so dead-letter paths are taken too. */
 const longStallMs = 30_000
 const maxLongFaultMs = 45_000
@@ -100,7 +100,7 @@ export const load: fc.Arbitrary<Load> = fc.record({
   rate: fc.integer({ min: 10, max: 40 }).map((r) => r * 10)
 })
 
-/** A case: a load and 1 to 3 faults, at most 12 s of them (45 s when `long`). */
+/** A case: a load and 1 to 3 faults, at most 10 s of them (45 s when `long`). */
 export const faultCase = (long: boolean): fc.Arbitrary<FaultCase> =>
   fc.record({
     load,
