@@ -51,12 +51,18 @@ describeWithToxiproxy("fault sequences (property-based, toxiproxy + one broker)"
         assert.strictEqual(result.defects, 0, `run ${run}: publishes ended in a defect`)
       })
       try {
-        await fc.assert(property, {
+        const details = await fc.check(property, {
           seed: settings.seed,
           numRuns: settings.numRuns,
           endOnFailure: true, // no shrinking: each try is a real run; the failing case is reported as generated
+          includeErrorInReport: true,
           ...(settings.path === undefined ? {} : { path: settings.path })
         })
+        if (details.failed) {
+          const long = settings.long ? " FAULT_LONG=1" : ""
+          const again = `FAULT_SEED=${details.seed} FAULT_PATH=${details.counterexamplePath} FAULT_RUNS=1${long}`
+          throw new Error(`replay this case: ${again}\n${fc.defaultReportMessage(details)}`)
+        }
       } finally {
         console.log(
           `fault property, Kafka ${kafkaVersion()}, seed ${settings.seed}, ${((Date.now() - began) / 1000).toFixed(0)} s: ${tally.line()}`
