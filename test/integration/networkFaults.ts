@@ -1,14 +1,21 @@
 /**
  * What the network-fault suites share: a describe() that needs toxiproxy (skipped with the reason locally, a
- * failure under CI=true), and a paced load that records how long each publish took.
+ * failure under CI=true), the publisher they put behind the faults (short documented timeouts, either driver, with
+ * or without the Batcher), a paced load that records how long each publish took, and the invariants every fault
+ * must keep.
  */
-import { describe, it } from "@effect/vitest"
-import { Effect, type Exit } from "effect"
-import type { Publisher, Topic } from "effect-kafka-publisher"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, type Exit, Layer } from "effect"
+import { Batcher, Publisher, RetryPolicy, type Topic } from "effect-kafka-publisher"
+import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
+import type { Producer } from "../../src/Producer.ts"
+import type { PublishError } from "../../src/PublishError.ts"
 import type { PublishFailure } from "../../src/Publisher.ts"
 import type { Receipt } from "../../src/Receipt.ts"
 import { toxiproxyProblem } from "../../testbed/toxiproxy.ts"
 import { describeWithKafka } from "./broker.ts"
+import type { Counts } from "./reliabilityCounts.ts"
 
 /** describeWithKafka() whose body needs toxiproxy (testbed/toxiproxy.ts). */
 export const describeWithToxiproxy = (name: string, inner: string, body: () => void): void => {
@@ -24,11 +31,48 @@ export const describeWithToxiproxy = (name: string, inner: string, body: () => v
   })
 }
 
-/** Publishes `events` from 16 fibers, each waiting 50 ms before its next publish (about 300/s). */
+// Short documented timeouts keep the black holes short: request timeout 5 s (driver), delivery timeout 20 s and
+// dead-letter write 5 s (Publisher), so the documented bound of one publish is 20 s + 5 s.
+export const requestTimeoutMs = 5_000
+export const deliveryTimeoutMs = 20_000
+export const deadLetterTimeoutMs = 5_000
+/** The documented bound of one publish: the delivery timeout, then the dead-letter write's own timeout. */
+export const boundMs = deliveryTimeoutMs + deadLetterTimeoutMs
+/** Scheduling slack on a shared 2-core machine. */
+export const slackMs = 3_000
+
+export type DriverName = "kafkajs" | "platformatic"
+/** Which driver, with or without the Batcher in front of it. */
+export interface Variant {
+  readonly driver: DriverName
+  readonly batcher: boolean
+}
+export const label = (v: Variant) => `${v.driver}${v.batcher ? "+Batcher" : ""}`
+
+const driverLayer = (v: Variant, brokers: ReadonlyArray<string>, clientId: string) => {
+  const config = { brokers, clientId, requestTimeout: `${requestTimeoutMs} millis` as const }
+  const base: Layer.Layer<Producer, PublishError> =
+    v.driver === "kafkajs" ? KafkaJsProducer.layer(config) : PlatformaticProducer.layer(config)
+  return v.batcher ? Batcher.layer({ linger: "5 millis" }).pipe(Layer.provide(base)) : base
+}
+
+/** The publisher behind the faults: the timeouts above, 5 attempts, the variant's driver to `brokers`. */
+export const faultPublisherLayer = (v: Variant, brokers: ReadonlyArray<string>, clientId: string) =>
+  Publisher.layer({
+    deliveryTimeout: `${deliveryTimeoutMs} millis`,
+    deadLetter: { timeout: `${deadLetterTimeoutMs} millis` },
+    retry: RetryPolicy.make({ maxAttempts: 5, maxDelay: "2 seconds" })
+  }).pipe(Layer.provide(driverLayer(v, brokers, clientId)))
+
+/**
+ * Publishes `events` from `fibers` fibers (default 16), each waiting `pauseMs` (default 50) before its next
+ * publish: about fibers * 1000 / pauseMs a second while publishes are quick.
+ */
 export const pacedPublishes = <A, I>(
   publisher: Publisher.Publisher,
   topic: Topic.Topic<A, I>,
-  events: ReadonlyArray<A>
+  events: ReadonlyArray<A>,
+  pace: { readonly fibers?: number; readonly pauseMs?: number } = {}
 ) =>
   Effect.gen(function* () {
     let longestMs = 0
@@ -36,13 +80,21 @@ export const pacedPublishes = <A, I>(
       events,
       (e) =>
         Effect.gen(function* () {
-          yield* Effect.sleep("50 millis")
+          yield* Effect.sleep(`${pace.pauseMs ?? 50} millis`)
           const started = Date.now()
           const exit = yield* Effect.exit(publisher.publish(topic, e))
           longestMs = Math.max(longestMs, Date.now() - started)
           return exit
         }),
-      { concurrency: 16 }
+      { concurrency: pace.fibers ?? 16 }
     )
     return { outcomes, longestMs }
   })
+
+/** What every fault must keep: nothing lost, no unmarked duplicate, nothing silently written, the bound held. */
+export const assertFaultInvariants = (variant: string, counts: Counts, longestMs: number): void => {
+  assert.strictEqual(counts.lost, 0, `${variant}: lost`)
+  assert.strictEqual(counts.duplicates, 0, `${variant}: unmarked duplicates`)
+  assert.strictEqual(counts.silentlyWritten, 0, `${variant}: silently written`)
+  assert.isAtMost(longestMs, boundMs + slackMs, `${variant}: a publish outlived its bound`)
+}
