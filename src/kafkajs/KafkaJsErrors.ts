@@ -4,7 +4,7 @@
  *
  * | kind | reason | kafkajs errors |
  * | --- | --- | --- |
- * | Retriable | BrokerUnavailable | KafkaJSConnectionError "connect ECONNREFUSED ..." / "Connection timeout", KafkaJSNoBrokerAvailableError, KafkaJSBrokerNotFound, KafkaJSMetadataNotLoaded, KafkaJSTopicMetadataNotLoaded |
+ * | Retriable | BrokerUnavailable | KafkaJSConnectionError "connect ECONNREFUSED ..." / "Connection timeout", KafkaJSNoBrokerAvailableError, KafkaJSBrokerNotFound, KafkaJSMetadataNotLoaded, KafkaJSTopicMetadataNotLoaded, KafkaJSGroupCoordinatorNotFound (no broker answered FindCoordinator: nothing was sent to the coordinator) |
  * | Retriable (ambiguous) | ConnectionClosed | KafkaJSConnectionClosedError, any other KafkaJSConnectionError (the connection broke mid-request) |
  * | Retriable (ambiguous) | RequestTimeout | KafkaJSRequestTimeoutError |
  * | Retriable | LeaderNotAvailable | KafkaJSStaleTopicMetadataAssignment |
@@ -44,6 +44,8 @@ export const clientErrors: Readonly<Record<string, Classification>> = table({
   KafkaJSBrokerNotFound: retriable("BrokerUnavailable"),
   KafkaJSMetadataNotLoaded: retriable("BrokerUnavailable"),
   KafkaJSTopicMetadataNotLoaded: retriable("BrokerUnavailable"),
+  // kafkajs gives up finding the (transaction) coordinator: a broker paused or down; nothing was sent to it
+  KafkaJSGroupCoordinatorNotFound: retriable("BrokerUnavailable"),
   KafkaJSStaleTopicMetadataAssignment: retriable("LeaderNotAvailable"),
   KafkaJSLockTimeout: retriable("Throttled"),
   KafkaJSSASLAuthenticationError: fatal("AuthenticationFailed"),

@@ -417,11 +417,17 @@ export const layerConfig = (
 export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionConfig {}
 
 /**
- * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now (which fences
- * every earlier producer of the same `transactionalId`), disconnects when the scope closes. Idempotent,
- * acks=all and one request in flight, as kafkajs requires for transactions. Its errors are classified as
- * the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH Fatal ProducerFenced,
- * CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
+ * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now, disconnects when
+ * the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
+ * errors are classified as the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH
+ * Fatal ProducerFenced, CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
+ *
+ * kafkajs leaves a producer whose commit or abort failed in its COMMITTING / ABORTING state for good: it
+ * allows neither a second try nor a new transaction ("Cannot call beginTransaction in state COMMITTING").
+ * The next `begin` therefore replaces such a producer with a new one, whose InitProducerId makes the
+ * coordinator end the old transaction first (a commit it had begun completes, an open transaction aborts),
+ * as the Java client's answer to such an error is to close the producer and make a new one. A fenced producer
+ * is not replaced: the new one would fence the producer that fenced it.
  */
 export const makeTransactional = (
   config: KafkaJsTransactionalConfig
@@ -430,22 +436,51 @@ export const makeTransactional = (
     const settings = yield* settingsOf({ ...config, idempotent: true, acks: "all" })
     const partitioner = stickyPartitioner()
     const context = { autoCreateTopics: settings.autoCreateTopics }
-    const producer = new kafkajs.Kafka(kafkaOptions(config)).producer({
-      transactionalId: config.transactionalId,
-      transactionTimeout: Duration.toMillis(transactionTimeoutOf(config)),
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: settings.autoCreateTopics,
-      createPartitioner: partitioner.create,
-      retry: settings.retry
+    const kafka = new kafkajs.Kafka(kafkaOptions(config))
+    const newProducer = () =>
+      kafka.producer({
+        transactionalId: config.transactionalId,
+        transactionTimeout: Duration.toMillis(transactionTimeoutOf(config)),
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: settings.autoCreateTopics,
+        createPartitioner: partitioner.create,
+        retry: settings.retry
+      })
+    const connect = (producer: kafkajs.Producer) =>
+      Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) })
+    const disconnect = (producer: kafkajs.Producer) =>
+      Effect.promise(() => producer.disconnect().catch(() => undefined))
+    let producer = newProducer()
+    // set when a commit or abort failed (not fenced): kafkajs cannot go on with this producer
+    let stuck = false
+    yield* Effect.acquireRelease(connect(producer), () => disconnect(producer))
+    const replaceIfStuck = Effect.suspend(() => {
+      if (!stuck) return Effect.void
+      const old = producer
+      producer = newProducer()
+      return Effect.andThen(disconnect(old), connect(producer)).pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            stuck = false
+          })
+        )
+      )
     })
-    yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) }),
-      () => Effect.promise(() => producer.disconnect().catch(() => undefined))
-    )
     const step = (run: () => Promise<unknown>, requestSent: boolean) =>
       Effect.asVoid(
         Effect.tryPromise({ try: run, catch: (cause) => toPublishError(cause, { ...context, requestSent }) })
+      )
+    // kafkajs sends EndTxn once, after it found the coordinator: a failure before (coordinator not found,
+    // connection refused) sent nothing, and a lost EndTxn is a timeout or a closed connection, ambiguous by
+    // their own rows. A failed commit or abort leaves kafkajs in COMMITTING / ABORTING (see above).
+    const end = (run: () => Promise<unknown>) =>
+      step(run, false).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            if (error.reason !== "ProducerFenced") stuck = true
+          })
+        )
       )
     const handleFor = (transaction: kafkajs.Transaction): TransactionHandle => ({
       send: (records) =>
@@ -463,15 +498,16 @@ export const makeTransactional = (
             catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
           }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
         }),
-      // a commit whose answer is lost is ambiguous (the classification marks timeouts and lost connections)
-      commit: step(() => transaction.commit(), true),
-      abort: step(() => transaction.abort(), true)
+      commit: end(() => transaction.commit()),
+      abort: end(() => transaction.abort())
     })
     return TransactionalProducer.of({
       transactionalId: config.transactionalId,
-      begin: Effect.map(
-        Effect.tryPromise({ try: () => producer.transaction(), catch: (cause) => toPublishError(cause, context) }),
-        handleFor
+      begin: replaceIfStuck.pipe(
+        Effect.andThen(
+          Effect.tryPromise({ try: () => producer.transaction(), catch: (cause) => toPublishError(cause, context) })
+        ),
+        Effect.map(handleFor)
       )
     })
   })

@@ -1,7 +1,5 @@
 // Kafka transactions on the real broker of this run, once per driver: the transaction contract (the same
 // tests run on FakeKafka in test/unit), and visibility checked with kcat, a reader nobody here wrote.
-import { execFile } from "node:child_process"
-import { promisify } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Schema } from "effect"
 import { Publisher, Topic } from "effect-kafka-publisher"
@@ -11,9 +9,8 @@ import { TopicReader } from "effect-kafka-publisher/testing"
 import type { TransactionalProducer } from "../../src/TransactionalProducer.ts"
 import { publisherFor, TransactionBroker, transactionContract, unique } from "../contract/TransactionContract.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
+import { kcatAvailable, kcatCount } from "./kcat.ts"
 import { createTopic } from "./realHarness.ts"
-
-const run = promisify(execFile)
 
 type DriverMake = (
   config: KafkaJsProducer.KafkaJsTransactionalConfig
@@ -25,35 +22,6 @@ const brokerLayer = (brokers: ReadonlyArray<string>, make: DriverMake) =>
     readBack: (topic, isolation) => TopicReader.readAll({ brokers, topic, isolation, timeout: "20 seconds" }),
     producer: (config) => make({ brokers, ...config })
   })
-
-/** kcat's count of a topic's records at an isolation level; undefined when kcat is not installed. */
-const kcatCount = async (brokers: ReadonlyArray<string>, topic: string, isolation: string) => {
-  const { stdout } = await run("kcat", [
-    "-C",
-    "-b",
-    brokers.join(","),
-    "-t",
-    topic,
-    "-X",
-    `isolation.level=${isolation}`,
-    "-o",
-    "beginning",
-    "-e",
-    "-q",
-    "-f",
-    "%o\\n"
-  ])
-  return stdout.split("\n").filter((line) => line.length > 0).length
-}
-
-const kcatMissing = async (): Promise<string | undefined> => {
-  try {
-    await run("kcat", ["-V"])
-    return undefined
-  } catch {
-    return "kcat is not installed (Debian package kcat)"
-  }
-}
 
 // kafkajs does not stay fenced: a fenced producer's next transaction committed on Kafka 3.9.2 (see the
 // README's Transactions section); the fencing test runs on @platformatic/kafka and FakeKafka.
@@ -71,12 +39,7 @@ describeWithKafka("transactions on a real broker", () => {
         "kcat read_committed sees the committed transaction only; read_uncommitted sees the aborted one too",
         () =>
           Effect.gen(function* () {
-            const missing = yield* Effect.promise(kcatMissing)
-            if (missing !== undefined) {
-              if (process.env.CI === "true") assert.fail(missing)
-              console.warn(`skipped: ${missing}`)
-              return
-            }
+            if (!(yield* kcatAvailable)) return
             const brokers = bootstrapServers()
             const broker = yield* TransactionBroker
             const topic = unique("kcat-orders")

@@ -80,6 +80,11 @@ describe("KafkaJsErrors: kafkajs errors on the classification table", () => {
       { kind: "Retriable", reason: "BrokerUnavailable", ambiguous: false }
     ],
     [
+      "transaction coordinator not found (no broker answered FindCoordinator)",
+      new K.KafkaJSGroupCoordinatorNotFound!("Failed to find group coordinator"),
+      { kind: "Retriable", reason: "BrokerUnavailable", ambiguous: false }
+    ],
+    [
       "SASL authentication failed",
       new K.KafkaJSSASLAuthenticationError!("SASL SCRAM SHA256 authentication failed"),
       { kind: "Fatal", reason: "AuthenticationFailed" }
