@@ -4,25 +4,13 @@ import { assert, it } from "@effect/vitest"
 import { Effect, Layer, Schedule, Schema } from "effect"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
-import kafkajs from "kafkajs"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
+import { leaderOf } from "./partitionLeader.ts"
 import { createTopic } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
-
-const leaderOf = (brokers: ReadonlyArray<string>, topic: string, partition: number) =>
-  Effect.tryPromise(async () => {
-    const admin = new kafkajs.Kafka({ brokers: [...brokers], logLevel: kafkajs.logLevel.NOTHING }).admin()
-    await admin.connect()
-    try {
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
-      return topics[0]!.partitions.find((p) => p.partitionId === partition)!.leader
-    } finally {
-      await admin.disconnect()
-    }
-  })
 
 describeWithKafka("three-node cluster faults", () => {
   const cluster = ownCluster({ nodes: 3, extraProps: quickRestart })
