@@ -102,13 +102,18 @@ interface ReadSettings {
 const readWithProgress = (
   config: TopicReader.ConnectionOptions,
   topic: string,
-  read: ReadSettings
+  read: ReadSettings,
+  onSkipped?: TopicReader.Options["onSkipped"]
 ): Effect.Effect<ReadonlyArray<TopicReader.ReadRecord>, TopicReader.ReadFailed> =>
   Effect.suspend(() => {
     const reporter = progressReporter(`reading ${topic}`, read.progressInterval)
-    return TopicReader.readAll({ ...config, topic, isolation: read.isolation, onProgress: reporter.update }).pipe(
-      Effect.ensuring(Effect.sync(reporter.done))
-    )
+    return TopicReader.readAll({
+      ...config,
+      topic,
+      isolation: read.isolation,
+      onProgress: reporter.update,
+      onSkipped
+    }).pipe(Effect.ensuring(Effect.sync(reporter.done)))
   })
 
 const progressReporter = (label: string, intervalSeconds: number) =>
@@ -174,10 +179,13 @@ const verify = Command.make(
     Effect.gen(function* () {
       const config = yield* connected(options.brokers)
       yield* Console.error(`reading ${options.topic} (${options.isolation}) from ${config.brokers.join(",")} ...`)
-      const records = yield* readWithProgress(config, options.topic, options)
+      // transaction markers and aborted records take offsets too: not gaps
+      const skipped: Array<TopicAudit.Skipped> = []
+      const records = yield* readWithProgress(config, options.topic, options, (run) => skipped.push(run))
       const report = TopicAudit.audit(records, {
         expect: Option.getOrUndefined(options.expect),
-        idHeader: options.idHeader
+        idHeader: options.idHeader,
+        skipped
       })
       yield* options.json ? json(report) : printReport(report)
       if (!report.ok) return yield* new Reported({ code: ExitCode.checkFailed })

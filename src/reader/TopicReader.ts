@@ -15,6 +15,7 @@ import { Data, Duration, Effect, Schedule } from "effect"
 import type * as KafkaJs from "kafkajs"
 import type { ProducerConfig } from "../ProducerConfig.ts"
 import { partitionOffsets } from "./partitionOffsets.ts"
+import type { Skipped } from "./TopicAudit.ts"
 
 /** One record as read back: bytes as written, the last value of each header. */
 export interface ReadRecord {
@@ -86,6 +87,12 @@ export interface Options extends ConnectionOptions {
   readonly isolation?: "read_uncommitted" | "read_committed" | undefined
   /** Called after each batch read: the records read so far and, approximately, how many the read will take. */
   readonly onProgress?: ((progress: Progress) => void) | undefined
+  /**
+   * Called for each run of offsets the read passed over that hold no record for it: transaction markers
+   * (commit, abort) and, at read_committed, the records of aborted transactions. An offset gap that these
+   * runs do not cover is a record missing (`TopicAudit` takes them as `skipped`).
+   */
+  readonly onSkipped?: ((skipped: Skipped) => void) | undefined
 }
 
 /** How far a read is. */
@@ -291,6 +298,28 @@ const toRecord = (topic: string, partition: number, m: KafkaJs.KafkaMessage): Re
   timestamp: Number(m.timestamp)
 })
 
+/**
+ * The offsets of a batch that were fetched but not handed over: markers and aborted records. kafkajs keeps
+ * them in the batch's `messagesWithinOffset` (not in its typings), beside the records in `messages`.
+ */
+const reportSkipped = (batch: KafkaJs.Batch, onSkipped: (skipped: Skipped) => void) => {
+  const fetched = (batch as unknown as { messagesWithinOffset?: ReadonlyArray<{ offset: string }> })
+    .messagesWithinOffset
+  if (fetched === undefined || fetched.length === batch.messages.length) return
+  const kept = new Set(batch.messages.map((m) => m.offset))
+  let run: { from: string; to: string } | undefined
+  for (const { offset } of fetched) {
+    if (!kept.has(offset)) {
+      if (run !== undefined && BigInt(run.to) + 1n === BigInt(offset)) run.to = offset
+      else {
+        if (run !== undefined) onSkipped({ partition: batch.partition, ...run })
+        run = { from: offset, to: offset }
+      }
+    }
+  }
+  if (run !== undefined) onSkipped({ partition: batch.partition, ...run })
+}
+
 /** Consumes until each partition of `remaining` reached its end offset, or the timeout. */
 const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>, total: number, options: Options) => {
   const timeout = Duration.fromInputUnsafe(options.timeout ?? Duration.seconds(60))
@@ -299,6 +328,10 @@ const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>
     // the client reports every batch it fetched here, also one it filtered out entirely (only control records
     // or aborted transactions), which never reaches eachBatch: the end of a transactional partition
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      // a batch of markers or aborted records only: all of its offsets were passed over
+      if (payload.batchSize === 0 && payload.firstOffset != null) {
+        options.onSkipped?.({ partition: payload.partition, from: payload.firstOffset, to: payload.lastOffset })
+      }
       const end = remaining.get(payload.partition)
       if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) {
         remaining.delete(payload.partition)
@@ -313,6 +346,7 @@ const consumeUntil = (consumer: KafkaJs.Consumer, remaining: Map<number, bigint>
           for (const m of batch.messages) {
             if (BigInt(m.offset) < end) records.push(toRecord(batch.topic, batch.partition, m))
           }
+          if (options.onSkipped !== undefined) reportSkipped(batch, options.onSkipped)
           options.onProgress?.({ read: records.length, total })
         }
       })
