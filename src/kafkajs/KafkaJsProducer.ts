@@ -417,8 +417,9 @@ export const layerConfig = (
 export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionConfig {}
 
 /**
- * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now, disconnects when
- * the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
+ * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now and initialises
+ * its producer id with an empty transaction (InitProducerId, which fences every earlier producer of the same
+ * `transactionalId`), disconnects when the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
  * errors are classified as the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH
  * Fatal ProducerFenced, CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
  *
@@ -447,8 +448,16 @@ export const makeTransactional = (
         createPartitioner: partitioner.create,
         retry: settings.retry
       })
+    // kafkajs asks for its producer id at its first transaction, not on connect: an empty transaction now
+    // (its abort sends nothing) makes the coordinator fence every earlier producer of the id at once
     const connect = (producer: kafkajs.Producer) =>
-      Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) })
+      Effect.tryPromise({
+        try: async () => {
+          await producer.connect()
+          await (await producer.transaction()).abort()
+        },
+        catch: (cause) => toPublishError(cause, context)
+      })
     const disconnect = (producer: kafkajs.Producer) =>
       Effect.promise(() => producer.disconnect().catch(() => undefined))
     let producer = newProducer()
