@@ -448,14 +448,13 @@ export const makeTransactional = (
         createPartitioner: partitioner.create,
         retry: settings.retry
       })
+    const connect = (producer: kafkajs.Producer) =>
+      Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) })
     // kafkajs asks for its producer id at its first transaction, not on connect: an empty transaction now
     // (its abort sends nothing) makes the coordinator fence every earlier producer of the id at once
-    const connect = (producer: kafkajs.Producer) =>
+    const initialise = (producer: kafkajs.Producer) =>
       Effect.tryPromise({
-        try: async () => {
-          await producer.connect()
-          await (await producer.transaction()).abort()
-        },
+        try: async () => (await producer.transaction()).abort(),
         catch: (cause) => toPublishError(cause, context)
       })
     const disconnect = (producer: kafkajs.Producer) =>
@@ -464,10 +463,12 @@ export const makeTransactional = (
     // set when a commit or abort failed (not fenced): kafkajs cannot go on with this producer
     let stuck = false
     yield* Effect.acquireRelease(connect(producer), () => disconnect(producer))
+    yield* initialise(producer)
     const replaceIfStuck = Effect.suspend(() => {
       if (!stuck) return Effect.void
       const old = producer
       producer = newProducer()
+      // the transaction begun right after asks for the new producer's id
       return Effect.andThen(disconnect(old), connect(producer)).pipe(
         Effect.tap(() =>
           Effect.sync(() => {
