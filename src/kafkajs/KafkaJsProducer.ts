@@ -417,8 +417,9 @@ export const layerConfig = (
 export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionConfig {}
 
 /**
- * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now, disconnects when
- * the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
+ * A scoped kafkajs `TransactionalProducer` (kafkajs `producer.transaction()`): connects now and initialises
+ * its producer id with an empty transaction (InitProducerId, which fences every earlier producer of the same
+ * `transactionalId`), disconnects when the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
  * errors are classified as the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH
  * Fatal ProducerFenced, CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
  *
@@ -449,16 +450,25 @@ export const makeTransactional = (
       })
     const connect = (producer: kafkajs.Producer) =>
       Effect.tryPromise({ try: () => producer.connect(), catch: (cause) => toPublishError(cause, context) })
+    // kafkajs asks for its producer id at its first transaction, not on connect: an empty transaction now
+    // (its abort sends nothing) makes the coordinator fence every earlier producer of the id at once
+    const initialise = (producer: kafkajs.Producer) =>
+      Effect.tryPromise({
+        try: async () => (await producer.transaction()).abort(),
+        catch: (cause) => toPublishError(cause, context)
+      })
     const disconnect = (producer: kafkajs.Producer) =>
       Effect.promise(() => producer.disconnect().catch(() => undefined))
     let producer = newProducer()
     // set when a commit or abort failed (not fenced): kafkajs cannot go on with this producer
     let stuck = false
     yield* Effect.acquireRelease(connect(producer), () => disconnect(producer))
+    yield* initialise(producer)
     const replaceIfStuck = Effect.suspend(() => {
       if (!stuck) return Effect.void
       const old = producer
       producer = newProducer()
+      // the transaction begun right after asks for the new producer's id
       return Effect.andThen(disconnect(old), connect(producer)).pipe(
         Effect.tap(() =>
           Effect.sync(() => {
