@@ -77,6 +77,9 @@ export const migrate = (names: Names = {}): Effect.Effect<void, SqlError.SqlErro
     )`.unprepared
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_pending`)} ON ${t} (status, shard, id)`.unprepared
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_settled`)} ON ${t} (status, delivered_at)`.unprepared
+    // the relay's claim (pending rows in id order): without it Postgres walks the primary key over every
+    // delivered row kept for `retention`, and SQLite sorts all pending rows, on each batch
+    yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${table}_claim`)} ON ${t} (id) WHERE status = 'pending'`.unprepared
     yield* sql`CREATE TABLE IF NOT EXISTS ${l} (
       shard INTEGER PRIMARY KEY,
       owner TEXT NOT NULL,
