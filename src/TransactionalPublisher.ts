@@ -22,6 +22,9 @@
  *   aborted the transaction on its timeout; this producer commits nothing again.
  * - A commit that fails ambiguously (its answer was lost) fails `possiblyDelivered: true`: the transaction
  *   may have committed. Do not retry it blindly; read back (`TopicReader`, read_committed) to know.
+ * - A commit is bounded by `commitTimeout` (Java: `max.block.ms`, 60 s): neither driver's request timeout
+ *   ends a commit to a broker that stopped answering, so without it the call could wait forever. Past it the
+ *   commit fails Retriable `RequestTimeout`, ambiguous, `possiblyDelivered: true` (outcome unknown).
  *
  * Observability: one span `transaction <transactionalId>` per transaction, the publish spans its children
  * (so each record's `traceparent` names a span of the transaction's trace); the counter
@@ -31,7 +34,7 @@
  */
 import { Context, Duration, Effect, Exit, Layer, Metric, Schedule, type Scope, Semaphore } from "effect"
 import { Producer, type ProducerRecord } from "./Producer.ts"
-import { Fatal, markPossiblyDelivered, mayHaveWritten, type PublishError } from "./PublishError.ts"
+import { Fatal, markPossiblyDelivered, mayHaveWritten, type PublishError, Retriable } from "./PublishError.ts"
 import * as Publisher from "./Publisher.ts"
 import * as RetryPolicy from "./RetryPolicy.ts"
 import { TransactionalProducer, type TransactionHandle } from "./TransactionalProducer.ts"
@@ -42,12 +45,16 @@ export interface Options {
   readonly publisher?: Omit<Publisher.Options, "retry" | "deadLetter"> | undefined
   /** Retries of `begin` / `commit` / `abort` on Retriable `CoordinatorBusy`. Default 10, 50 ms doubling. */
   readonly coordinatorRetries?: number | undefined
+  /** Bounds one commit, its retries included (Java: `max.block.ms`). Default 60 s. */
+  readonly commitTimeout?: Duration.Input | undefined
 }
 
 /** The defaults of `Options`. */
 export const defaults = {
   /** 10 retries on a busy coordinator. */
-  coordinatorRetries: 10
+  coordinatorRetries: 10,
+  /** 60 s, Java's `max.block.ms`. */
+  commitTimeout: Duration.seconds(60)
 } as const
 
 /** The transactional publishing service. */
@@ -95,6 +102,12 @@ export const make = (
         times: retries
       })
     const publisherOptions: Publisher.Options = { ...options.publisher, retry: RetryPolicy.none, deadLetter: false }
+    const commitTimeout = Duration.fromInputUnsafe(options.commitTimeout ?? defaults.commitTimeout)
+    const boundedCommit = (handle: TransactionHandle) =>
+      Effect.timeoutOrElse(busyRetry(handle.commit), {
+        duration: commitTimeout,
+        orElse: () => Effect.fail(commitNotAnswered(producer.transactionalId, commitTimeout))
+      })
 
     const transaction = <A, E, R>(
       effect: Effect.Effect<A, E, R>
@@ -106,7 +119,7 @@ export const make = (
           const exit = yield* Effect.exit(restore(runInside(effect, sends.producer, publisherOptions)))
           const failedSend = sends.failed()
           if (Exit.isSuccess(exit) && failedSend === undefined) {
-            return yield* commit(handle, busyRetry, exit.value)
+            return yield* commit(handle, boundedCommit(handle), busyRetry, exit.value)
           }
           yield* abort(handle, busyRetry)
           if (Exit.isSuccess(exit)) return yield* Effect.fail(abortedBy(failedSend!, producer.transactionalId))
@@ -164,8 +177,13 @@ const trackSends = (handle: TransactionHandle) => {
   return { producer, failed: () => failure }
 }
 
-const commit = <A>(handle: TransactionHandle, busyRetry: BusyRetry, value: A): Effect.Effect<A, PublishError> =>
-  busyRetry(handle.commit).pipe(
+const commit = <A>(
+  handle: TransactionHandle,
+  bounded: Effect.Effect<void, PublishError>,
+  busyRetry: BusyRetry,
+  value: A
+): Effect.Effect<A, PublishError> =>
+  bounded.pipe(
     Effect.matchEffect({
       onSuccess: () => Effect.as(count("committed"), value),
       onFailure: (error) => {
@@ -184,6 +202,14 @@ const abort = (handle: TransactionHandle, busyRetry: BusyRetry) =>
     Effect.ignore,
     Effect.andThen(count("aborted"))
   )
+
+const commitNotAnswered = (transactionalId: string, timeout: Duration.Duration) =>
+  new Retriable({
+    reason: "RequestTimeout",
+    ambiguous: true,
+    possiblyDelivered: true,
+    message: `The commit of transaction ${transactionalId} was not answered within ${Duration.format(timeout)}: it may have committed`
+  })
 
 const abortedBy = (error: PublishError, transactionalId: string) =>
   new Fatal({

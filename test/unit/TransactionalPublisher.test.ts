@@ -61,6 +61,27 @@ describe("TransactionalPublisher on FakeKafka", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a commit the broker never answers ends at commitTimeout: Retriable RequestTimeout, ambiguous", () =>
+    Effect.gen(function* () {
+      const fake = yield* FakeKafka.make({ topics: { orders: { partitions: 2 } } })
+      const producer = yield* fake.transactionalProducer({ transactionalId: "tx", transactionTimeout: "60 seconds" })
+      const txp = yield* TransactionalPublisher.make({ commitTimeout: "5 seconds" }).pipe(
+        Effect.provideService(TransactionalProducer.TransactionalProducer, producer)
+      )
+      // the broker stops answering after the send, before the commit
+      const fiber = yield* Effect.forkChild(txp.transaction(Effect.andThen(publishOne(1), fake.pause)))
+      yield* TestClock.adjust("4 seconds")
+      assert.isUndefined(fiber.pollUnsafe(), "still committing before the bound")
+      yield* TestClock.adjust("1 second")
+      const error = failureOf(yield* Fiber.await(fiber)) as Retriable
+      assert.deepStrictEqual(
+        [error._tag, error.reason, error.ambiguous, error.possiblyDelivered],
+        ["Retriable", "RequestTimeout", true, true]
+      )
+      assert.include(error.message, "was not answered within")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a read_committed reader stops at an open transaction (the last stable offset)", () =>
     Effect.gen(function* () {
       const fake = yield* FakeKafka.make({ topics: { orders: { partitions: 1 } } })
