@@ -341,6 +341,15 @@ export const makeManual = (
       const rows = yield* sql<{ shard: number }>`SELECT shard FROM ${l} WHERE owner = ${owner} AND shard >= 0`
       mine = rows.map((row) => Number(row.shard))
       for (const shard of needsRecovery) if (!mine.includes(shard)) needsRecovery.delete(shard)
+      balancedAt = at
+    })
+
+    // Balancing costs four or more queries; a cycle needs it only every third of leaseTtl (the heartbeat's
+    // cadence): the shards it found stay leased for a whole leaseTtl, so no other relay can take them before.
+    let balancedAt = Number.NEGATIVE_INFINITY
+    const balanceIfDue = Effect.flatMap(now, (at) => {
+      const since = at - balancedAt
+      return mine.length > 0 && since >= 0 && since < leaseTtl / 3 ? Effect.void : balance
     })
 
     const claim = (shards: ReadonlyArray<number>) =>
@@ -394,7 +403,7 @@ export const makeManual = (
       })
 
     const runOnce: Effect.Effect<Cycle, SqlError.SqlError> = Effect.gen(function* () {
-      yield* balance
+      yield* balanceIfDue
       const recovering = [...needsRecovery]
       const rows = yield* claim(recovering.length > 0 ? recovering : mine)
       if (rows.length === 0) {

@@ -237,11 +237,17 @@ describe("OutboxRelay", () => {
       yield* run(commitOrders(Array.from({ length: 60 }, (_, i) => i + 1)))
       const a = yield* run(manualRelay({ owner: "a" }))
       const b = yield* run(manualRelay({ owner: "b" }))
+      // a relay balances its shards once per third of leaseTtl (10 s), not on every cycle
+      const nextBalance = TestClock.adjust("4 seconds")
       yield* run(a.runOnce) // a takes every shard (alone)
       yield* run(b.runOnce) // b sees a live, takes nothing yet: a holds all
+      yield* run(a.runOnce) // not due yet: a keeps all
+      assert.strictEqual((yield* run(a.stats)).shards, OutboxTable.shardCount)
+      yield* nextBalance
       yield* run(a.runOnce) // a gives back half
       yield* run(commitOrders(Array.from({ length: 60 }, (_, i) => i + 61)))
       yield* run(b.runOnce)
+      yield* nextBalance
       yield* run(a.runOnce)
       const sa = yield* run(a.stats)
       const sb = yield* run(b.stats)
