@@ -363,6 +363,13 @@ export interface PlatformaticTransactionalConfig extends PlatformaticConfig, Tra
  * earlier producer of the same `transactionalId`) now rather than at the first transaction. The client
  * sends its `timeout` as the transaction timeout, so `transactionTimeout` is passed as that `timeout`
  * (it bounds the broker's wait for replicas too). Errors are classified as the driver's sends are.
+ *
+ * A commit or abort that fails leaves the client holding that transaction (it refuses every later begin
+ * with "There is already an active transaction."), and forgetting it locally would let the next
+ * transaction continue it at the coordinator. So the next `begin` replaces the client and initialises the
+ * producer id again: the coordinator aborts (or completes, for an ambiguous commit) whatever was open for
+ * the id first. A fenced producer is not replaced (that would fence the newer one): it fails
+ * `ProducerFenced` from then on.
  */
 export const makeTransactional = (
   config: PlatformaticTransactionalConfig
@@ -370,45 +377,75 @@ export const makeTransactional = (
   Effect.gen(function* () {
     const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
     const context = { autoCreateTopics }
-    const client = yield* Effect.acquireRelease(
-      Effect.sync(
-        () =>
-          new Client({
-            ...clientOptions({ ...config, idempotent: true, acks: "all" }),
-            transactionalId: config.transactionalId,
-            timeout: millis(transactionTimeoutOf(config)),
-            // the client's InitProducerId sends its configured id / epoch, 0 / 0 by default: an "expected"
-            // producer that the coordinator answers PRODUCER_FENCED for an id it already knows. -1 / -1 is
-            // "a new producer", as the Java client sends it.
-            producerId: -1n,
-            producerEpoch: -1
-          })
-      ),
-      (client) => Effect.promise(() => client.close(true).catch(() => undefined))
-    )
+    const open = () =>
+      new Client({
+        ...clientOptions({ ...config, idempotent: true, acks: "all" }),
+        transactionalId: config.transactionalId,
+        timeout: millis(transactionTimeoutOf(config)),
+        // the client's InitProducerId sends its configured id / epoch, 0 / 0 by default: an "expected"
+        // producer that the coordinator answers PRODUCER_FENCED for an id it already knows. -1 / -1 is
+        // "a new producer", as the Java client sends it.
+        producerId: -1n,
+        producerEpoch: -1
+      })
+    const close = (client: Client) => Effect.promise(() => client.close(true).catch(() => undefined))
+    let client = open()
+    yield* Effect.addFinalizer(() => close(client))
+    // why the client cannot begin: it holds a transaction whose end failed, or it was fenced
+    let stuck = false
+    let fenced: PublishError | undefined
     const partitioner = Partitioner.make()
-    const begin = Effect.tryPromise({
-      try: () => client.beginTransaction(),
-      catch: (cause) => toPublishError(cause, context)
-    })
+    const beginOn = (owner: Client) =>
+      Effect.tryPromise({ try: () => owner.beginTransaction(), catch: (cause) => toPublishError(cause, context) })
     const step = (run: () => Promise<unknown>) =>
       Effect.asVoid(Effect.tryPromise({ try: run, catch: (cause) => toPublishError(cause, context) }))
-    yield* Effect.flatMap(begin, (first) => step(() => first.cancel()))
-    const handleFor = (transaction: Awaited<ReturnType<Client["beginTransaction"]>>): TransactionHandle => ({
+    const initialise = (owner: Client) => Effect.flatMap(beginOn(owner), (first) => step(() => first.cancel()))
+    const reopen = Effect.gen(function* () {
+      const old = client
+      client = open()
+      yield* close(old)
+      yield* initialise(client)
+      stuck = false
+    })
+    // a failed commit or abort: see the notes above
+    const ending = (run: () => Promise<unknown>) =>
+      step(run).pipe(
+        Effect.tapError((error) =>
+          Effect.sync(() => {
+            if (error._tag === "Fatal" && error.reason === "ProducerFenced") fenced = error
+            else stuck = true
+          })
+        )
+      )
+    yield* initialise(client)
+    const handleFor = (
+      owner: Client,
+      transaction: Awaited<ReturnType<Client["beginTransaction"]>>
+    ): TransactionHandle => ({
       send: (records) =>
         Effect.gen(function* () {
           if (records.length === 0) return []
-          const placed = yield* placeAll(client, records, autoCreateTopics, partitioner)
+          const placed = yield* placeAll(owner, records, autoCreateTopics, partitioner)
           const result = yield* Effect.tryPromise({
             try: () => transaction.send({ messages: placed.messages as Array<MessageToProduce> }),
             catch: (cause) => failure(cause, placed, autoCreateTopics)
           })
           return yield* receipts(placed, result, "all")
         }),
-      commit: step(() => transaction.commit()),
-      abort: step(() => transaction.abort())
+      commit: ending(() => transaction.commit()),
+      abort: ending(() => transaction.abort())
     })
-    return TransactionalProducer.of({ transactionalId: config.transactionalId, begin: Effect.map(begin, handleFor) })
+    const begin = Effect.suspend(() => {
+      if (fenced !== undefined) return Effect.fail(fenced)
+      const ready = stuck ? reopen : Effect.void
+      return ready.pipe(
+        Effect.andThen(() => {
+          const owner = client
+          return Effect.map(beginOn(owner), (transaction) => handleFor(owner, transaction))
+        })
+      )
+    })
+    return TransactionalProducer.of({ transactionalId: config.transactionalId, begin })
   })
 
 /** The transactional @platformatic/kafka layer (see `makeTransactional`). */

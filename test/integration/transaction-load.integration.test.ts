@@ -253,6 +253,35 @@ describeWithKafka("transactions under load and faults", () => {
     }
   })
 
+  // Regression: an abort the coordinator refuses (INVALID_TXN_STATE: the transaction never reached it, its only
+  // send failed before AddPartitionsToTxn) left @platformatic/kafka holding the transaction, so every later
+  // begin failed "There is already an active transaction." (seen with the coordinator's node killed, above).
+  for (const [name, make] of drivers) {
+    it.live(
+      `${name}: after a transaction whose only send failed (its abort refused), the next one commits`,
+      () =>
+        Effect.gen(function* () {
+          const brokers = bootstrapServers()
+          const topicName = unique("txrecover")
+          yield* createTopic(brokers, topicName, { partitions: 1 })
+          const topic = itemsTopic(topicName)
+          const txp = yield* publisherOf(make, brokers, unique("txrecover"))
+          const outcomes = new Map<string, Outcome>()
+          outcomes.set("first", outcomeOf(yield* transactionExit(txp, topic, "first", false)))
+          const invalid = itemsTopic("bad topic name!")
+          outcomes.set("invalid", outcomeOf(yield* transactionExit(txp, invalid, "invalid", false)))
+          outcomes.set("next", outcomeOf(yield* transactionExit(txp, topic, "next", false)))
+          assert.deepStrictEqual(Object.fromEntries(outcomes), {
+            first: "committed",
+            invalid: "sendFailed",
+            next: "committed"
+          })
+          yield* checkVisibility(name, brokers, topicName, new Map([...outcomes].filter(([t]) => t !== "invalid")))
+        }).pipe(Effect.scoped),
+      60_000
+    )
+  }
+
   describe("3 nodes: the transaction coordinator's leader killed mid-loop", () => {
     const TXN_PARTITIONS = 5
     const cluster = ownCluster({
@@ -290,10 +319,12 @@ describeWithKafka("transactions under load and faults", () => {
                 const during = phase
                 const exit = yield* transactionExit(txp, topic, transaction, false)
                 const outcome = outcomeOf(exit)
+                const detail = detailOf(exit)
                 outcomes.set(transaction, outcome)
-                ended.push({ driver: name, phase: during, outcome, detail: detailOf(exit), ms: Date.now() - started })
-                // a fatal producer commits nothing again: a new one with the same id takes over
-                if (outcome === "Fatal") txp = yield* publisherOf(make, brokers, ids[d]!)
+                ended.push({ driver: name, phase: during, outcome, detail, ms: Date.now() - started })
+                // a fenced producer commits nothing again: a new one with the same id takes over (what a user
+                // does); any other Fatal stays, and the loop's later transactions show it
+                if (detail === "Fatal ProducerFenced") txp = yield* publisherOf(make, brokers, ids[d]!)
               }
             })
           )
