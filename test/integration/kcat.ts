@@ -7,29 +7,27 @@ import { Effect } from "effect"
 
 const run = promisify(execFile)
 
+/** kcat's lines for a topic's records (`format`, e.g. `%o` offset, `%k` key) at an isolation level, from the
+ * beginning to the end it sees. */
+export const kcatLines = async (
+  brokers: ReadonlyArray<string>,
+  topic: string,
+  isolation: "read_committed" | "read_uncommitted",
+  format: string
+): Promise<Array<string>> => {
+  const args = ["-C", "-b", brokers.join(","), "-t", topic, "-X", `isolation.level=${isolation}`]
+  const { stdout } = await run("kcat", [...args, "-o", "beginning", "-e", "-q", "-f", `${format}\\n`], {
+    maxBuffer: 64 * 1024 * 1024
+  })
+  return stdout.split("\n").filter((line) => line.length > 0)
+}
+
 /** kcat's count of a topic's records at an isolation level, from the beginning to the end it sees. */
 export const kcatCount = async (
   brokers: ReadonlyArray<string>,
   topic: string,
   isolation: "read_committed" | "read_uncommitted"
-): Promise<number> => {
-  const { stdout } = await run("kcat", [
-    "-C",
-    "-b",
-    brokers.join(","),
-    "-t",
-    topic,
-    "-X",
-    `isolation.level=${isolation}`,
-    "-o",
-    "beginning",
-    "-e",
-    "-q",
-    "-f",
-    "%o\\n"
-  ])
-  return stdout.split("\n").filter((line) => line.length > 0).length
-}
+): Promise<number> => (await kcatLines(brokers, topic, isolation, "%o")).length
 
 /** Why kcat cannot run (not installed), or undefined when it can. */
 export const kcatMissing = async (): Promise<string | undefined> => {

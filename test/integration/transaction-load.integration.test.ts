@@ -1,8 +1,6 @@
 // Kafka transactions (issue 15) under load and under a coordinator failure, once per driver. Every record's key
 // names its transaction ("<transaction>/<index>"), so a read_committed read grouped by transaction must count 0 or
 // 10 for each, never in between; checked with TopicReader and with kcat, a reader nobody here wrote.
-import { execFile } from "node:child_process"
-import { promisify } from "node:util"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Schema, type Scope } from "effect"
 import { Publisher, Topic, TransactionalPublisher } from "effect-kafka-publisher"
@@ -16,11 +14,10 @@ import {
 } from "../../src/TransactionalProducer.ts"
 import { unique } from "../contract/TransactionContract.ts"
 import { bootstrapServers, describeWithKafka } from "./broker.ts"
+import { kcatLines, kcatMissing } from "./kcat.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
 import { leaderOf } from "./partitionLeader.ts"
 import { createTopic } from "./realHarness.ts"
-
-const run = promisify(execFile)
 
 type DriverMake = (
   config: TransactionConfig & { readonly brokers: ReadonlyArray<string> }
@@ -56,32 +53,6 @@ const topicReaderKeys = (brokers: ReadonlyArray<string>, topic: string) =>
   Effect.map(TopicReader.readAll({ brokers, topic, isolation: "read_committed", timeout: "40 seconds" }), (records) =>
     records.map((r) => (r.key === null ? "<no key>/" : decoder.decode(r.key)))
   )
-
-/** kcat's read_committed keys of a topic, one per record (local: the kcat helpers move to kcat.ts elsewhere). */
-const kcatCountPerKey = async (brokers: ReadonlyArray<string>, topic: string): Promise<Map<string, number>> => {
-  const { stdout } = await run(
-    "kcat",
-    ["-C", "-b", brokers.join(","), "-t", topic, "-X", "isolation.level=read_committed"].concat([
-      "-o",
-      "beginning",
-      "-e",
-      "-q",
-      "-f",
-      "%k\\n"
-    ]),
-    { maxBuffer: 64 * 1024 * 1024 }
-  )
-  return countByTransaction(stdout.split("\n").filter((line) => line.length > 0))
-}
-
-const kcatMissing = async (): Promise<string | undefined> => {
-  try {
-    await run("kcat", ["-V"])
-    return undefined
-  } catch {
-    return "kcat is not installed (Debian package kcat)"
-  }
-}
 
 /** How a transaction ended, as its caller saw it. */
 type Outcome = "committed" | "aborted" | "sendFailed" | "Retriable" | "Fatal" | "unknown" | "defect"
@@ -171,7 +142,10 @@ const checkVisibility = (
   Effect.gen(function* () {
     const kcatProblem = yield* Effect.promise(kcatMissing)
     if (kcatProblem === undefined) {
-      const verdict = verdictOf(outcomes, yield* Effect.promise(() => kcatCountPerKey(brokers, topic)))
+      const verdict = verdictOf(
+        outcomes,
+        countByTransaction(yield* Effect.promise(() => kcatLines(brokers, topic, "read_committed", "%k")))
+      )
       console.log(describeVerdict(label, "kcat", verdict))
       assert.deepStrictEqual(verdict.partial, [], "kcat: partial transactions")
       assert.deepStrictEqual(verdict.missing, [], "kcat: committed transactions not visible in full")
