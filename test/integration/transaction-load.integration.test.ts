@@ -257,6 +257,10 @@ describeWithKafka("transactions under load and faults", () => {
   }
 
   describe("3 nodes: the transaction coordinator's leader killed mid-loop", () => {
+    // @platformatic/kafka only. kafkajs 2.2.4 committed a transaction holding 15 records of its 10 on Kafka 4.1.2
+    // (1 of 2 runs: records of one partition written twice across the leader's death, inside the transaction),
+    // so its exactly-once does not hold through a broker failure; README, Transactions, says so.
+    const coordinatorDrivers = drivers.filter(([name]) => name !== "kafkajs")
     const TXN_PARTITIONS = 5
     const cluster = ownCluster({
       nodes: 3,
@@ -269,22 +273,22 @@ describeWithKafka("transactions under load and faults", () => {
     })
 
     it.live(
-      "both drivers, one coordinator: 0 partial transactions, outcomes typed, every committed one visible",
+      "@platformatic/kafka: 0 partial transactions, outcomes typed, every committed one visible, fail-over",
       () =>
         Effect.gen(function* () {
           const brokers = cluster().brokers
           const topicName = unique("txcoord")
           yield* createTopic(brokers, topicName, { partitions: 3, replicationFactor: 3 })
           const topic = itemsTopic(topicName)
-          // both drivers' ids on one __transaction_state partition, so one kill hits both coordinators
+          // the ids on one __transaction_state partition, so one kill hits every coordinator
           const base = unique("coord")
           const partition = coordinatorPartition(`${base}-0`, TXN_PARTITIONS)
-          const ids = drivers.map((_, d) => idOnPartition(`${base}-${d}`, partition, TXN_PARTITIONS))
+          const ids = coordinatorDrivers.map((_, d) => idOnPartition(`${base}-${d}`, partition, TXN_PARTITIONS))
           const outcomes = new Map<string, Outcome>()
           const ended: Array<Ended> = []
           let phase: Phase = "before the kill"
           let stop = false
-          const loops = drivers.map(([name, make], d) =>
+          const loops = coordinatorDrivers.map(([name, make], d) =>
             Effect.gen(function* () {
               let txp = yield* publisherOf(make, brokers, ids[d]!)
               for (let t = 0; !stop; t++) {
@@ -297,15 +301,16 @@ describeWithKafka("transactions under load and faults", () => {
                 outcomes.set(transaction, outcome)
                 ended.push({ driver: name, phase: during, outcome, detail, ms: Date.now() - started })
                 // a fenced producer commits nothing again: a new one with the same id takes over (what a user
-                // does); any other Fatal stays, and the loop's later transactions show it
-                if (detail === "Fatal ProducerFenced") txp = yield* publisherOf(make, brokers, ids[d]!)
+                // does), whether the commit or a send inside said so; any other Fatal stays, and the loop's
+                // later transactions show it
+                if (detail.includes("Fatal ProducerFenced")) txp = yield* publisherOf(make, brokers, ids[d]!)
               }
             })
           )
           const fibers = yield* Effect.forEach(loops, (loop) => Effect.forkChild(loop))
           // true once every driver committed `n` transactions that began in `since`
           const committedSince = (since: Phase, n: number) => () =>
-            drivers.every(
+            coordinatorDrivers.every(
               ([name]) =>
                 ended.filter((e) => e.driver === name && e.phase === since && e.outcome === "committed").length >= n
             )
@@ -315,10 +320,7 @@ describeWithKafka("transactions under load and faults", () => {
               while (!condition() && Date.now() < deadline) yield* Effect.sleep("20 millis")
               return condition()
             })
-          assert.isTrue(
-            yield* waitFor(committedSince("before the kill", 15), 30),
-            "both drivers commit before the kill"
-          )
+          assert.isTrue(yield* waitFor(committedSince("before the kill", 15), 30), "it commits before the kill")
           const coordinator = yield* leaderOf(brokers, "__transaction_state", partition)
           console.log(`killing node ${coordinator}, leader of __transaction_state-${partition}`)
           yield* Effect.promise(() => cluster().kill(coordinator))
@@ -330,9 +332,9 @@ describeWithKafka("transactions under load and faults", () => {
           const recovered = yield* waitFor(committedSince("node back", 10), 30)
           stop = true
           yield* Effect.forEach(fibers, Fiber.join)
-          for (const [name] of drivers) console.log(phaseReport(name, coordinator, ended))
-          assert.isTrue(failedOver, "both drivers commit with the coordinator's node down (a new coordinator)")
-          assert.isTrue(recovered, "both drivers commit after the coordinator's node is back")
+          for (const [name] of coordinatorDrivers) console.log(phaseReport(name, coordinator, ended))
+          assert.isTrue(failedOver, "it commits with the coordinator's node down (a new coordinator)")
+          assert.isTrue(recovered, "it commits after the coordinator's node is back")
           assert.strictEqual(tally(outcomes).defect ?? 0, 0, "every outcome typed")
           yield* checkVisibility("coordinator killed", brokers, topicName, outcomes)
         }).pipe(Effect.scoped),
