@@ -49,16 +49,29 @@ const commit = (topic: ReturnType<typeof topicOf>, ids: ReadonlyArray<number>, c
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
-/** Waits until no row is pending (or fails after `timeout`). */
-const drained = (timeout: Duration.Input = "60 seconds") =>
+/** Polls the `COUNT(*) AS n` query every `every` until `done` holds for the count; answers that count. */
+const countUntil = (
+  query: (sql: SqlClient.SqlClient) => Effect.Effect<ReadonlyArray<{ n: string }>, unknown>,
+  done: (n: number) => boolean,
+  every: Duration.Input = "20 millis"
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     for (;;) {
-      const [row] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE status = 'pending'`
-      if (Number(row!.n) === 0) return
-      yield* Effect.sleep("100 millis")
+      const [row] = yield* query(sql)
+      const n = Number(row!.n)
+      if (done(n)) return n
+      yield* Effect.sleep(every)
     }
-  }).pipe(Effect.timeout(timeout))
+  })
+
+/** Waits until no row is pending (or fails after `timeout`). */
+const drained = (timeout: Duration.Input = "60 seconds") =>
+  countUntil(
+    (sql) => sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE status = 'pending'`,
+    (n) => n === 0,
+    "100 millis"
+  ).pipe(Effect.asVoid, Effect.timeout(timeout))
 
 interface Audit {
   readonly records: number
@@ -168,16 +181,11 @@ describe.skipIf(unavailable !== undefined)(
       // kill it as soon as it has delivered something and not everything
       const deliveredBefore = await run(
         layer,
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          for (;;) {
-            const [row] = yield* sql<{
-              n: string
-            }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name} AND status = 'delivered'`
-            if (Number(row!.n) > 0) return Number(row!.n)
-            yield* Effect.sleep("20 millis")
-          }
-        })
+        countUntil(
+          (sql) =>
+            sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name} AND status = 'delivered'`,
+          (n) => n > 0
+        )
       )
       first.child.kill("SIGKILL")
       await first.exit
@@ -222,18 +230,13 @@ describe.skipIf(unavailable !== undefined)(
       const name = await run(layer, fresh("outbox-app-crash"))
       const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: brokers.join(","), TOPIC: name, ORDERS: "50000" }
       const app = startExample("examples/outbox/main.ts", { ...env, LEASE_TTL_MS: "2000" })
+      // the app creates the orders table itself: none yet counts as 0
       const ordersBefore = await run(
         layer,
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          for (;;) {
-            const [row] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`.pipe(
-              Effect.orElseSucceed(() => [{ n: "0" }])
-            )
-            if (Number(row!.n) >= 2000) return Number(row!.n)
-            yield* Effect.sleep("20 millis")
-          }
-        })
+        countUntil(
+          (sql) => sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`.pipe(Effect.orElseSucceed(() => [{ n: "0" }])),
+          (n) => n >= 2000
+        )
       )
       app.child.kill("SIGKILL")
       await app.exit
