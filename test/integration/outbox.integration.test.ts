@@ -272,8 +272,10 @@ describe.skipIf(unavailable !== undefined)(
         stack(pg.url, bootstrapServers()),
         Effect.gen(function* () {
           const name = yield* fresh("outbox-two")
-          const a = yield* OutboxRelay.make({ owner: "relay-a", pollInterval: "100 millis", batchSize: 200 })
-          const b = yield* OutboxRelay.make({ owner: "relay-b", pollInterval: "100 millis", batchSize: 200 })
+          // relays rebalance once per third of leaseTtl: 0.5 s here, so B gets its share within this short run
+          const leaseTtl = "1500 millis"
+          const a = yield* OutboxRelay.make({ owner: "relay-a", pollInterval: "100 millis", batchSize: 200, leaseTtl })
+          const b = yield* OutboxRelay.make({ owner: "relay-b", pollInterval: "100 millis", batchSize: 200, leaseTtl })
           yield* Effect.forEach(range(0, 9), (i) => commit(topicOf(name), range(i * 300 + 1, i * 300 + 300), 50))
           yield* drained()
           const sa = yield* a.stats
