@@ -14,15 +14,19 @@
  * next batch (exponential, no busy loop while the broker is down). A row the Publisher dead-lettered is
  * `dead_lettered`; a `Fatal` with no dead-letter topic is `failed`; other keys go on either way.
  *
- * Crash recovery: a relay sends one batch at a time, so the rows a dead relay had in flight are among the
- * first `batchSize` pending rows of its shards. The relay that takes over an expired lease checks those rows'
+ * Throughput: the loop marks a full batch while it sends the next one (the rows after it); one batch is sent
+ * and at most one marked at a time, and any other cycle (after a retry, a short batch, a rebalance) first
+ * waits for the mark, then claims from the oldest pending row again. `runOnce` marks before it returns.
+ *
+ * Crash recovery: a relay sends one batch at a time while it marks at most the one before, so the rows a
+ * dead relay left unsettled are among the first `2 × batchSize` pending rows of its shards. The relay that takes over an expired lease checks those rows'
  * event ids in their topics (`lookup`, e.g. `topicLookup` over `TopicReader`): found ones are marked
  * delivered and not sent again; the others are sent. Without a `lookup` they are sent with the header
  * `ambiguous: true` and the row's `possible_duplicate` set: a duplicate that cannot be ruled out is marked.
  *
  * @module
  */
-import { Context, Duration, Effect, Layer, Metric, Queue, Ref, Schedule, type Scope } from "effect"
+import { Context, Duration, Effect, Fiber, Layer, Metric, Queue, Ref, Schedule, type Scope } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 import { murmur2 } from "../internal/partitioner.ts"
 import type { ProducerRecord } from "../Producer.ts"
@@ -210,7 +214,7 @@ export const make = (
     const wake = yield* wakeQueue(relay.table)
     const failures = yield* Ref.make(0)
     const idle = Effect.raceFirst(Effect.sleep(pollInterval), Effect.asVoid(Queue.take(wake)))
-    const step = relay.service.runOnce.pipe(
+    const step = relay.step.pipe(
       Effect.flatMap((cycle) => {
         if (cycle.retrying > 0) {
           return Effect.flatMap(
@@ -274,6 +278,8 @@ export interface Manual {
   readonly heartbeat: Effect.Effect<never>
   /** Deletes settled rows past `retention` every `cleanupInterval`. */
   readonly cleanup: Effect.Effect<never>
+  /** `runOnce` for the loop: a full batch is marked while the next one is sent (see the module comment). */
+  readonly step: Effect.Effect<Cycle, SqlError.SqlError>
   /** The relay; `runOnce` runs one cycle. */
   readonly service: OutboxRelay
 }
@@ -352,11 +358,15 @@ export const makeManual = (
       return mine.length > 0 && since >= 0 && since < leaseTtl / 3 ? Effect.void : balance
     })
 
-    const claim = (shards: ReadonlyArray<number>) =>
+    /** The oldest pending rows of `shards`, or those after `after` (the next batch while the last is marked). */
+    const claim = (shards: ReadonlyArray<number>, limit: number, after?: Row["id"]) =>
       shards.length === 0
         ? Effect.succeed([] as ReadonlyArray<Row>)
-        : sql<Row>`SELECT id, event_id, topic, record_key, value, headers, shard, possible_duplicate FROM ${t}
-            WHERE status = 'pending' AND ${sql.in("shard", shards)} ORDER BY id LIMIT ${batchSize}`
+        : after === undefined
+          ? sql<Row>`SELECT id, event_id, topic, record_key, value, headers, shard, possible_duplicate FROM ${t}
+              WHERE status = 'pending' AND ${sql.in("shard", shards)} ORDER BY id LIMIT ${limit}`
+          : sql<Row>`SELECT id, event_id, topic, record_key, value, headers, shard, possible_duplicate FROM ${t}
+              WHERE status = 'pending' AND ${sql.in("shard", shards)} AND id > ${after} ORDER BY id LIMIT ${limit}`
 
     /** The rows of `batch` already in their topic (crash recovery), by the `lookup` option. */
     const alreadyInTopic = (batch: ReadonlyArray<Row>): Effect.Effect<ReadonlySet<string> | undefined> => {
@@ -402,48 +412,91 @@ export const makeManual = (
         }
       })
 
-    const runOnce: Effect.Effect<Cycle, SqlError.SqlError> = Effect.gen(function* () {
-      yield* balanceIfDue
-      const recovering = [...needsRecovery]
-      const rows = yield* claim(recovering.length > 0 ? recovering : mine)
-      if (rows.length === 0) {
-        needsRecovery.clear()
-        return { settled: 0, retrying: 0, full: false }
-      }
-      const recoveringRows = recovering.length > 0
-      const found = recoveringRows ? yield* alreadyInTopic(rows) : new Set<string>()
-      const toSend = rows.filter((row) => !found?.has(row.event_id))
-      const ambiguous = toSend.map(
-        (row) => Boolean(Number(row.possible_duplicate)) || (recoveringRows && found === undefined)
-      )
-      const result = yield* publisher
-        // a row whose retries ran out stays pending (sent again later), so only Fatal rows are dead-lettered
-        .publishRecords(
-          toSend.map((row, i) => toRecord(row, ambiguous[i]!)),
-          { deadLetterRetriable: false }
-        )
-        .pipe(Effect.catchTag("PublishAllFailed", (failed) => Effect.succeed(failed)))
-      const outcomes = outcomesOf(result as ReadonlyArray<Receipt> | PublishAllFailed, ambiguous)
-      const foundRows = rows.filter((row) => found?.has(row.event_id))
-      yield* sql.withTransaction(
-        Effect.andThen(
-          mark(toSend, outcomes),
-          mark(
-            foundRows,
-            foundRows.map(() => ({ _tag: "delivered", duplicate: false }) as const)
+    // Pipelining: a full batch that settled without retries is marked in the background while the next one,
+    // the rows after it, is claimed and sent. One mark runs at a time, and a claim from the oldest pending
+    // row (after a retry, a short batch, a rebalance, an error) first waits for it, so no row is sent twice.
+    const scope = yield* Effect.scope
+    let marking: Fiber.Fiber<void, SqlError.SqlError> | undefined
+    let cursor: { readonly after: Row["id"]; readonly shards: ReadonlyArray<number> } | undefined
+    const settleMarks = Effect.suspend(() => {
+      const fiber = marking
+      marking = undefined
+      return fiber === undefined ? Effect.void : Fiber.join(fiber)
+    })
+
+    /** Marks a sent batch (and the rows found in their topic) and counts them. */
+    const settle = (sent: ReadonlyArray<Row>, outcomes: ReadonlyArray<Outcome>, found: ReadonlyArray<Row>) =>
+      Effect.gen(function* () {
+        yield* sql.withTransaction(
+          Effect.andThen(
+            mark(sent, outcomes),
+            mark(
+              found,
+              found.map(() => ({ _tag: "delivered", duplicate: false }) as const)
+            )
           )
         )
+        const delivered = outcomes.filter((o) => o._tag === "delivered").length
+        counters.relayed += delivered + found.length
+        counters.deadLettered += outcomes.filter((o) => o._tag === "dead_lettered" || o._tag === "failed").length
+        counters.recovered += found.length
+        yield* Metric.update(relayedCounter, delivered + found.length)
+      })
+
+    const cycle = (pipelined: boolean): Effect.Effect<Cycle, SqlError.SqlError> =>
+      Effect.gen(function* () {
+        yield* balanceIfDue
+        const recovering = [...needsRecovery]
+        const next = recovering.length === 0 && cursor?.shards === mine ? cursor : undefined
+        cursor = undefined
+        if (next === undefined) yield* settleMarks
+        // a dead relay had up to two batches unsettled: the one being marked and the one being sent
+        const limit = recovering.length > 0 ? 2 * batchSize : batchSize
+        const rows = yield* claim(recovering.length > 0 ? recovering : mine, limit, next?.after)
+        if (rows.length === 0) {
+          yield* settleMarks
+          needsRecovery.clear()
+          return { settled: 0, retrying: 0, full: false }
+        }
+        const recoveringRows = recovering.length > 0
+        const found = recoveringRows ? yield* alreadyInTopic(rows) : new Set<string>()
+        const toSend = rows.filter((row) => !found?.has(row.event_id))
+        const ambiguous = toSend.map(
+          (row) => Boolean(Number(row.possible_duplicate)) || (recoveringRows && found === undefined)
+        )
+        const result = yield* publisher
+          // a row whose retries ran out stays pending (sent again later), so only Fatal rows are dead-lettered
+          .publishRecords(
+            toSend.map((row, i) => toRecord(row, ambiguous[i]!)),
+            { deadLetterRetriable: false }
+          )
+          .pipe(Effect.catchTag("PublishAllFailed", (failed) => Effect.succeed(failed)))
+        const outcomes = outcomesOf(result as ReadonlyArray<Receipt> | PublishAllFailed, ambiguous)
+        counters.markedAmbiguous += ambiguous.filter(Boolean).length
+        const retrying = outcomes.filter((o) => o._tag === "retry").length
+        const full = rows.length === limit
+        const marks = settle(
+          toSend,
+          outcomes,
+          rows.filter((row) => found?.has(row.event_id))
+        )
+        yield* settleMarks
+        if (pipelined && full && retrying === 0 && !recoveringRows) {
+          // uninterruptible: a delivered batch is marked even when the relay stops meanwhile
+          marking = yield* Effect.forkIn(marks, scope, { uninterruptible: true })
+          cursor = { after: rows[rows.length - 1]!.id, shards: mine }
+        } else {
+          yield* marks
+        }
+        if (recoveringRows && retrying === 0) needsRecovery.clear()
+        return { settled: rows.length - retrying, retrying, full: full || recoveringRows }
+      }).pipe(
+        Effect.onError(() =>
+          Effect.sync(() => {
+            cursor = undefined
+          })
+        )
       )
-      const retrying = outcomes.filter((o) => o._tag === "retry").length
-      const delivered = outcomes.filter((o) => o._tag === "delivered").length
-      counters.relayed += delivered + foundRows.length
-      counters.deadLettered += outcomes.filter((o) => o._tag === "dead_lettered" || o._tag === "failed").length
-      counters.recovered += foundRows.length
-      counters.markedAmbiguous += ambiguous.filter(Boolean).length
-      yield* Metric.update(relayedCounter, delivered + foundRows.length)
-      if (recoveringRows && retrying === 0) needsRecovery.clear()
-      return { settled: rows.length - retrying, retrying, full: rows.length === batchSize || recoveringRows }
-    })
 
     const stats: Effect.Effect<Stats, SqlError.SqlError> = Effect.gen(function* () {
       const at = yield* now
@@ -490,6 +543,7 @@ export const makeManual = (
       table,
       heartbeat,
       cleanup,
-      service: OutboxRelay.of({ runOnce, stats, check })
+      step: cycle(true),
+      service: OutboxRelay.of({ runOnce: cycle(false), stats, check })
     }
   })

@@ -204,6 +204,55 @@ describe("OutboxRelay", () => {
       })
   )
 
+  // The loop's step marks a full batch in the background while it sends the next (the rows after it); a
+  // batch with retries, a short batch and a stop all wait for the marks, so no row is sent twice.
+  it.effect("the loop's pipelined step: each row sent once and marked, across a retry and a stop", () =>
+    Effect.gen(function* () {
+      const { run, sql, kafka } = yield* world({ retry: noRetry })
+      yield* run(commitOrders(Array.from({ length: 35 }, (_, i) => i + 1)))
+      const relayScope = yield* Scope.make()
+      const relay = yield* run(OutboxRelay.makeManual({ batchSize: 10 })).pipe(Scope.provide(relayScope))
+      assert.strictEqual((yield* run(relay.step)).settled, 10)
+      assert.strictEqual((yield* run(relay.step)).settled, 10) // rows 11-20, sent while 1-10 were marked
+      yield* kafka.loseNextAnswers(1)
+      assert.strictEqual((yield* run(relay.step)).retrying, 10) // 21-30 written, answers lost: pending, marked
+      assert.strictEqual((yield* run(relay.step)).settled, 10) // from the oldest pending row again: 21-30
+      assert.strictEqual((yield* run(relay.step)).settled, 5) // 31-35, a short batch: marked before it returns
+      yield* Scope.close(relayScope, Exit.void)
+      const records = yield* kafka.records("orders")
+      const sent = records.map((r) => idOf(r.value))
+      assert.strictEqual(sent.length, 45, "35 rows, the 10 whose answers were lost sent twice")
+      assert.deepStrictEqual(
+        [...new Set(sent)].sort((a, b) => a - b),
+        Array.from({ length: 35 }, (_, i) => i + 1)
+      )
+      assert.strictEqual(records.filter((r) => r.headers.ambiguous !== undefined).length, 10)
+      const rows = yield* sql<{ status: string; n: number }>`
+        SELECT status, COUNT(*) AS n FROM kafka_outbox GROUP BY status`
+      assert.deepStrictEqual(
+        rows.map((row) => [row.status, Number(row.n)]),
+        [["delivered", 35]]
+      )
+    })
+  )
+
+  it.effect("a relay stopped while it marks a batch in the background still marks it", () =>
+    Effect.gen(function* () {
+      const { run, sql, kafka } = yield* world()
+      yield* run(commitOrders(Array.from({ length: 20 }, (_, i) => i + 1)))
+      const relayScope = yield* Scope.make()
+      const relay = yield* run(OutboxRelay.makeManual({ batchSize: 10 })).pipe(Scope.provide(relayScope))
+      yield* run(relay.step)
+      yield* Scope.close(relayScope, Exit.void)
+      assert.strictEqual((yield* kafka.records("orders")).length, 10)
+      const rows = yield* sql<{ status: string }>`SELECT status FROM kafka_outbox ORDER BY id`
+      assert.deepStrictEqual(
+        rows.map((row) => row.status),
+        [...Array(10).fill("delivered"), ...Array(10).fill("pending")]
+      )
+    })
+  )
+
   it.effect("a poison (oversize) event is dead-lettered and the row says so; the other rows go on", () =>
     Effect.gen(function* () {
       const { run, sql, kafka } = yield* world({ retry: noRetry })
