@@ -362,7 +362,7 @@ const write = (results: ReadonlyArray<Throughput>, latencies: ReadonlyArray<Late
   const md = `# Outbox benchmark
 
 Machine: ${machine}. Command: \`npm run bench:outbox\` (${new Date().toISOString()}); OUTBOX_EVENTS=${events}, OUTBOX_ROUNDS=${rounds}, OUTBOX_RATE_SECONDS=${rateSeconds}.
-kafkajs driver, Publisher and relay defaults (relay batch 500, poll 1 s, NOTIFY wake on PostgreSQL), 6 partitions, 1,000 keys, 100 B records, acks=all, idempotence on.
+kafkajs driver, Publisher and relay defaults (relay batch ${fmt(OutboxRelay.defaults.batchSize)}, poll 1 s, NOTIFY wake on PostgreSQL), 6 partitions, 1,000 keys, 100 B records, acks=all, idempotence on.
 
 ## Relay throughput (events committed first in transactions of ${transactionSize}; relay timed from its start to 0 pending)
 

@@ -17,7 +17,7 @@ const relay = Layer.unwrap(
   Effect.gen(function* () {
     const brokers = Option.getOrElse(yield* brokersFromEnv, () => [])
     const leaseTtl = yield* Config.Int("LEASE_TTL_MS").pipe(Config.withDefault(10_000))
-    const batchSize = yield* Config.Int("BATCH_SIZE").pipe(Config.withDefault(500))
+    const batchSize = yield* Config.Int("BATCH_SIZE").pipe(Config.withDefault(2000))
     // the tables first, then the relay
     return OutboxRelay.layer({
       leaseTtl: Duration.millis(leaseTtl),

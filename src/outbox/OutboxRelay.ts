@@ -14,8 +14,8 @@
  * next batch (exponential, no busy loop while the broker is down). A row the Publisher dead-lettered is
  * `dead_lettered`; a `Fatal` with no dead-letter topic is `failed`; other keys go on either way.
  *
- * Throughput: the loop marks a full batch while it sends the next one (the rows after it); one batch is sent
- * and at most one marked at a time, and any other cycle (after a retry, a short batch, a rebalance) first
+ * Throughput: the loop claims the next batch (the rows after the current one) while it sends a full batch, and
+ * marks that batch while it sends the next; one batch is sent and at most one marked at a time, and any other cycle (after a retry, a short batch, a rebalance) first
  * waits for the mark, then claims from the oldest pending row again. `runOnce` marks before it returns.
  *
  * Crash recovery: a relay sends one batch at a time while it marks at most the one before, so the rows a
@@ -41,7 +41,7 @@ export type Lookup = (topic: string, eventIds: ReadonlyArray<string>) => Effect.
 
 /** How the relay runs; every field has a default (`defaults`). */
 export interface Options extends OutboxTable.Names {
-  /** Most rows per batch. Default 500. */
+  /** Most rows per batch (sent as requests of the Publisher's `batchSize`). Default 2,000. */
   readonly batchSize?: number | undefined
   /** How often it looks for new rows when idle (Postgres NOTIFY wakes it sooner). Default 1 s. */
   readonly pollInterval?: Duration.Input | undefined
@@ -65,8 +65,8 @@ export interface Options extends OutboxTable.Names {
 
 /** The defaults of `Options`. */
 export const defaults = {
-  /** 500 rows, the Publisher's request size. */
-  batchSize: 500,
+  /** 2,000 rows: four requests of the Publisher's 500, so the claim and the mark are shared by more rows. */
+  batchSize: 2000,
   /** 1 s. */
   pollInterval: Duration.seconds(1),
   /** 200 ms after the first failed batch. */
@@ -412,12 +412,25 @@ export const makeManual = (
         }
       })
 
-    // Pipelining: a full batch that settled without retries is marked in the background while the next one,
-    // the rows after it, is claimed and sent. One mark runs at a time, and a claim from the oldest pending
-    // row (after a retry, a short batch, a rebalance, an error) first waits for it, so no row is sent twice.
+    // Pipelining: while a full batch is sent, the next one (the rows after it) is claimed; once it settled
+    // without retries it is marked in the background while that next one is sent. One mark runs at a time,
+    // and a claim from the oldest pending row (after a retry, a short batch, a rebalance, an error) first
+    // drops the prefetched rows and waits for the mark, so no row is sent twice.
     const scope = yield* Effect.scope
     let marking: Fiber.Fiber<void, SqlError.SqlError> | undefined
-    let cursor: { readonly after: Row["id"]; readonly shards: ReadonlyArray<number> } | undefined
+    // the next batch: the rows after the last one sent, claimed while that one was being sent
+    let cursor:
+      | {
+          readonly after: Row["id"]
+          readonly shards: ReadonlyArray<number>
+          readonly rows: Fiber.Fiber<ReadonlyArray<Row>, SqlError.SqlError>
+        }
+      | undefined
+    const dropCursor = Effect.suspend(() => {
+      const fiber = cursor?.rows
+      cursor = undefined
+      return fiber === undefined ? Effect.void : Fiber.interrupt(fiber)
+    })
     const settleMarks = Effect.suspend(() => {
       const fiber = marking
       marking = undefined
@@ -448,11 +461,17 @@ export const makeManual = (
         yield* balanceIfDue
         const recovering = [...needsRecovery]
         const next = recovering.length === 0 && cursor?.shards === mine ? cursor : undefined
+        if (next === undefined) {
+          yield* dropCursor
+          yield* settleMarks
+        }
         cursor = undefined
-        if (next === undefined) yield* settleMarks
         // a dead relay had up to two batches unsettled: the one being marked and the one being sent
         const limit = recovering.length > 0 ? 2 * batchSize : batchSize
-        const rows = yield* claim(recovering.length > 0 ? recovering : mine, limit, next?.after)
+        const rows =
+          next === undefined
+            ? yield* claim(recovering.length > 0 ? recovering : mine, limit)
+            : yield* Fiber.join(next.rows)
         if (rows.length === 0) {
           yield* settleMarks
           needsRecovery.clear()
@@ -464,6 +483,11 @@ export const makeManual = (
         const ambiguous = toSend.map(
           (row) => Boolean(Number(row.possible_duplicate)) || (recoveringRows && found === undefined)
         )
+        const full = rows.length === limit
+        const prefetch = pipelined && full && !recoveringRows
+        const after = rows[rows.length - 1]!.id
+        const shards = mine
+        if (prefetch) cursor = { after, shards, rows: yield* Effect.forkIn(claim(shards, batchSize, after), scope) }
         const result = yield* publisher
           // a row whose retries ran out stays pending (sent again later), so only Fatal rows are dead-lettered
           .publishRecords(
@@ -474,29 +498,23 @@ export const makeManual = (
         const outcomes = outcomesOf(result as ReadonlyArray<Receipt> | PublishAllFailed, ambiguous)
         counters.markedAmbiguous += ambiguous.filter(Boolean).length
         const retrying = outcomes.filter((o) => o._tag === "retry").length
-        const full = rows.length === limit
         const marks = settle(
           toSend,
           outcomes,
           rows.filter((row) => found?.has(row.event_id))
         )
         yield* settleMarks
-        if (pipelined && full && retrying === 0 && !recoveringRows) {
+        if (prefetch && retrying === 0) {
           // uninterruptible: a delivered batch is marked even when the relay stops meanwhile
           marking = yield* Effect.forkIn(marks, scope, { uninterruptible: true })
-          cursor = { after: rows[rows.length - 1]!.id, shards: mine }
         } else {
+          // a retry: the next cycle starts from the oldest pending row again, not from the prefetched ones
+          yield* dropCursor
           yield* marks
         }
         if (recoveringRows && retrying === 0) needsRecovery.clear()
         return { settled: rows.length - retrying, retrying, full: full || recoveringRows }
-      }).pipe(
-        Effect.onError(() =>
-          Effect.sync(() => {
-            cursor = undefined
-          })
-        )
-      )
+      }).pipe(Effect.onError(() => dropCursor))
 
     const stats: Effect.Effect<Stats, SqlError.SqlError> = Effect.gen(function* () {
       const at = yield* now

@@ -9,6 +9,7 @@ import { SqlClient } from "effect/sql"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { Outbox, OutboxRelay, OutboxTable, TopicLookup } from "effect-kafka-publisher/outbox"
+import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { TopicReader } from "effect-kafka-publisher/testing"
 import { type Postgres, postgresUnavailable, startPostgres } from "../../testbed/postgres.ts"
 import { runExample, startExample } from "../support/runExample.ts"
@@ -28,14 +29,35 @@ if (unavailable !== undefined && process.env.CI === "true") throw new Error(`out
 
 type Stack = SqlClient.SqlClient | Publisher.Publisher
 
-/** Postgres at `url` + a kafkajs Publisher on `brokers`, short timeouts for the fault tests. */
-const stack = (url: string, brokers: ReadonlyArray<string>, deliveryTimeout: Duration.Input = "10 seconds") =>
-  Layer.mergeAll(
+const drivers = ["kafkajs", "platformatic"] as const
+type Driver = (typeof drivers)[number]
+// the 3-minute outage runs once per Kafka version, each version with the other driver
+const realLengthOutageDriver: Driver = (process.env.KAFKA_VERSION ?? "3").startsWith("4") ? "platformatic" : "kafkajs"
+
+/** Postgres at `url` + a Publisher on `brokers` over `driver`, short timeouts for the fault tests. */
+const stack = (
+  driver: Driver,
+  url: string,
+  brokers: ReadonlyArray<string>,
+  deliveryTimeout: Duration.Input = "10 seconds"
+) => {
+  const config = { brokers, connectionTimeout: 2000, requestTimeout: 3000 }
+  return Layer.mergeAll(
     PgClient.layer({ url: Redacted.make(url) }),
     Publisher.layer({
       retry: RetryPolicy.make({ initialDelay: "100 millis", maxDelay: "1 second", maxAttempts: 3 }),
       deliveryTimeout
-    }).pipe(Layer.provide(KafkaJsProducer.layer({ brokers, connectionTimeout: 2000, requestTimeout: 3000 })))
+    }).pipe(Layer.provide(driver === "kafkajs" ? KafkaJsProducer.layer(config) : PlatformaticProducer.layer(config)))
+  )
+}
+
+/** Postgres at `url` + a Publisher and driver with their defaults (120 s delivery timeout): the real-length outage. */
+const defaultStack = (driver: Driver, url: string, brokers: ReadonlyArray<string>) =>
+  Layer.mergeAll(
+    PgClient.layer({ url: Redacted.make(url) }),
+    Publisher.layer().pipe(
+      Layer.provide(driver === "kafkajs" ? KafkaJsProducer.layer({ brokers }) : PlatformaticProducer.layer({ brokers }))
+    )
   )
 
 const commit = (topic: ReturnType<typeof topicOf>, ids: ReadonlyArray<number>, customers = 7) =>
@@ -129,7 +151,7 @@ describe.skipIf(unavailable !== undefined)(
     let pg: Postgres
     beforeAll(async () => {
       pg = await startPostgres()
-      await run(stack(pg.url, bootstrapServers()), OutboxTable.migrate())
+      await run(stack("kafkajs", pg.url, bootstrapServers()), OutboxTable.migrate())
     }, 60_000)
     afterAll(async () => {
       await pg?.stop()
@@ -141,160 +163,9 @@ describe.skipIf(unavailable !== undefined)(
         return topic
       })
 
-    it("rollback: rolled-back transactions publish 0 events; committed ones arrive once", async () => {
-      const counts = await run(
-        stack(pg.url, bootstrapServers()),
-        Effect.gen(function* () {
-          const name = yield* fresh("outbox-rollback")
-          const topic = topicOf(name)
-          yield* commit(topic, range(1, 50))
-          const sql = yield* SqlClient.SqlClient
-          for (let i = 0; i < 10; i++)
-            yield* Effect.exit(sql.withTransaction(Effect.andThen(commit(topic, [1000 + i]), Effect.fail("rejected"))))
-          yield* Effect.exit(sql.withTransaction(Effect.andThen(commit(topic, range(2000, 2009)), Effect.fail("no"))))
-          yield* OutboxRelay.make({ pollInterval: "200 millis" })
-          yield* drained()
-          return yield* audit(bootstrapServers(), name)
-        })
-      )
-      console.log(`outbox rollback: ${JSON.stringify(counts)}`)
-      assert.deepStrictEqual(counts, {
-        records: 50,
-        lost: 0,
-        phantoms: 0,
-        duplicates: 0,
-        unmarkedDuplicates: 0,
-        outOfOrderKeys: 0
-      })
-    }, 60_000)
-
-    it("relay kill -9 mid-batch, then a restart: every committed event in the topic, duplicates 0 or marked", async () => {
-      const brokers = bootstrapServers()
-      const layer = stack(pg.url, brokers)
-      const name = await run(layer, fresh("outbox-crash"))
-      await run(
-        layer,
-        Effect.forEach(range(0, 19), (i) => commit(topicOf(name), range(i * 500 + 1, i * 500 + 500)))
-      )
-      const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: brokers.join(","), LEASE_TTL_MS: "2000", BATCH_SIZE: "500" }
-      const first = startExample("examples/outbox/relay.ts", env)
-      // kill it as soon as it has delivered something and not everything
-      const deliveredBefore = await run(
-        layer,
-        countUntil(
-          (sql) =>
-            sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name} AND status = 'delivered'`,
-          (n) => n > 0
-        )
-      )
-      first.child.kill("SIGKILL")
-      await first.exit
-      const second = startExample("examples/outbox/relay.ts", env)
-      try {
-        const counts = await run(layer, Effect.andThen(drained("90 seconds"), audit(brokers, name)))
-        console.log(
-          `outbox relay crash: delivered before kill ${deliveredBefore}/10000, then ${JSON.stringify(counts)}`
-        )
-        assert.isBelow(deliveredBefore, 10_000, "killed mid-run")
-        assert.strictEqual(counts.lost, 0)
-        assert.strictEqual(counts.phantoms, 0)
-        assert.strictEqual(counts.unmarkedDuplicates, 0)
-        assert.strictEqual(counts.outOfOrderKeys, 0)
-        assert.strictEqual(counts.records - counts.duplicates, 10_000)
-      } finally {
-        second.child.kill("SIGTERM")
-        await second.exit
-      }
-    }, 150_000)
-
-    it("the example on PostgreSQL and the broker: a rejected order leaves no event; 0 lost, 0 phantoms", async () => {
-      const topic = await run(stack(pg.url, bootstrapServers()), fresh("outbox-example"))
-      const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: bootstrapServers().join(","), TOPIC: topic, ORDERS: "50" }
-      const { code, stdout, stderr } = await runExample("examples/outbox/main.ts", env)
-      assert.strictEqual(code, 0, stderr)
-      const summary = JSON.parse(stdout.trim().split("\n").at(-1)!)
-      console.log(`outbox example on PostgreSQL + Kafka: ${JSON.stringify(summary)}`)
-      assert.include(summary, {
-        ordersAccepted: 50,
-        rejected: 1,
-        eventsInTopic: 50,
-        lost: 0,
-        phantoms: 0,
-        duplicates: 0
-      })
-    }, 60_000)
-
-    it("application kill -9 while it commits orders, then a relay restart: every committed order's event, once", async () => {
-      const brokers = bootstrapServers()
-      const layer = stack(pg.url, brokers)
-      const name = await run(layer, fresh("outbox-app-crash"))
-      const env = { DATABASE_URL: pg.url, KAFKA_BROKERS: brokers.join(","), TOPIC: name, ORDERS: "50000" }
-      const app = startExample("examples/outbox/main.ts", { ...env, LEASE_TTL_MS: "2000" })
-      // the app creates the orders table itself: none yet counts as 0
-      const ordersBefore = await run(
-        layer,
-        countUntil(
-          (sql) => sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`.pipe(Effect.orElseSucceed(() => [{ n: "0" }])),
-          (n) => n >= 2000
-        )
-      )
-      app.child.kill("SIGKILL")
-      await app.exit
-      const counts = await run(
-        layer,
-        Effect.gen(function* () {
-          const sql = yield* SqlClient.SqlClient
-          yield* OutboxRelay.make({
-            pollInterval: "200 millis",
-            leaseTtl: "2 seconds",
-            lookup: TopicLookup.topicLookup({ brokers })
-          })
-          yield* drained("90 seconds")
-          const [orders] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`
-          const [rows] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name}`
-          return { ...(yield* audit(brokers, name)), orders: Number(orders!.n), outboxRows: Number(rows!.n) }
-        })
-      )
-      console.log(
-        `outbox application crash: ${ordersBefore} orders committed at the kill, then ${JSON.stringify(counts)}`
-      )
-      assert.isBelow(counts.orders, 50_000, "killed while committing")
-      assert.strictEqual(counts.outboxRows, counts.orders, "each committed order has its event row, and no other")
-      assert.strictEqual(counts.lost, 0)
-      assert.strictEqual(counts.phantoms, 0)
-      assert.strictEqual(counts.unmarkedDuplicates, 0)
-      assert.strictEqual(counts.outOfOrderKeys, 0)
-      assert.strictEqual(counts.records - counts.duplicates, counts.orders)
-    }, 150_000)
-
-    it("two relays at once: each event once, order per key kept", async () => {
-      const counts = await run(
-        stack(pg.url, bootstrapServers()),
-        Effect.gen(function* () {
-          const name = yield* fresh("outbox-two")
-          // relays rebalance once per third of leaseTtl: 0.5 s here, so B gets its share within this short run
-          const leaseTtl = "1500 millis"
-          const a = yield* OutboxRelay.make({ owner: "relay-a", pollInterval: "100 millis", batchSize: 200, leaseTtl })
-          const b = yield* OutboxRelay.make({ owner: "relay-b", pollInterval: "100 millis", batchSize: 200, leaseTtl })
-          yield* Effect.forEach(range(0, 9), (i) => commit(topicOf(name), range(i * 300 + 1, i * 300 + 300), 50))
-          yield* drained()
-          const sa = yield* a.stats
-          const sb = yield* b.stats
-          return { ...(yield* audit(bootstrapServers(), name)), relayedByA: sa.relayed, relayedByB: sb.relayed }
-        })
-      )
-      console.log(`outbox two relays: ${JSON.stringify(counts)}`)
-      assert.strictEqual(counts.records, 3000)
-      assert.strictEqual(counts.duplicates, 0)
-      assert.strictEqual(counts.lost, 0)
-      assert.strictEqual(counts.outOfOrderKeys, 0)
-      assert.isAbove(counts.relayedByA, 0)
-      assert.isAbove(counts.relayedByB, 0)
-    }, 60_000)
-
     it("Postgres restarted under the relay: it reconnects and goes on", async () => {
       const counts = await run(
-        stack(pg.url, bootstrapServers()),
+        stack("kafkajs", pg.url, bootstrapServers()),
         Effect.gen(function* () {
           const name = yield* fresh("outbox-pg-restart")
           yield* OutboxRelay.make({ pollInterval: "200 millis", backoff: "100 millis", maxBackoff: "1 second" })
@@ -315,45 +186,9 @@ describe.skipIf(unavailable !== undefined)(
       assert.strictEqual(counts.duplicates, 0)
     }, 90_000)
 
-    it("a poison (oversize) event is dead-lettered with headers; the rest of its partition goes on", async () => {
-      const result = await run(
-        stack(pg.url, bootstrapServers()),
-        Effect.gen(function* () {
-          const name = `outbox-poison-${Date.now()}`
-          yield* createTopic(bootstrapServers(), name, { partitions: 1, maxMessageBytes: 2000 })
-          const topic = Topic.make({ name, schema: OrderPlaced, key: () => "same-key" })
-          const sql = yield* SqlClient.SqlClient
-          yield* sql.withTransaction(
-            Effect.all([
-              Outbox.publish(topic, new OrderPlaced({ orderId: 1, customer: "a" })),
-              Outbox.publish(topic, new OrderPlaced({ orderId: 2, customer: "x".repeat(5000) })),
-              Outbox.publish(topic, new OrderPlaced({ orderId: 3, customer: "b" }))
-            ])
-          )
-          yield* OutboxRelay.make({ pollInterval: "200 millis" })
-          yield* drained()
-          const rows = yield* sql<{ status: string }>`SELECT status FROM kafka_outbox WHERE topic = ${name} ORDER BY id`
-          const records = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic: name })
-          const dlt = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic: `${name}.dlt` })
-          return { rows: rows.map((row) => row.status), records, dlt }
-        })
-      )
-      console.log(
-        `outbox poison: rows ${result.rows.join(",")}; topic ${result.records.length}; dlt ${result.dlt.length}`
-      )
-      assert.deepStrictEqual(result.rows, ["delivered", "dead_lettered", "delivered"])
-      assert.deepStrictEqual(
-        result.records.map((r) => (JSON.parse(decoder.decode(r.value!)) as { orderId: number }).orderId),
-        [1, 3]
-      )
-      assert.strictEqual(result.dlt.length, 1)
-      assert.isDefined(result.dlt[0]!.headers.eventId)
-      assert.isAbove(Object.keys(result.dlt[0]!.headers).length, 1, "the dead-letter headers say why")
-    }, 60_000)
-
     it("bad input: invalid event, missing table, bad DATABASE_URL (named, no password)", async () => {
       const out = await run(
-        stack(pg.url, bootstrapServers()),
+        stack("kafkajs", pg.url, bootstrapServers()),
         Effect.gen(function* () {
           const sql = yield* SqlClient.SqlClient
           const invalid = new OrderPlaced({ orderId: -1, customer: "x" }, { disableChecks: true })
@@ -387,52 +222,293 @@ describe.skipIf(unavailable !== undefined)(
       assert.notInclude(bad.stderr + bad.stdout, "wrong-s3cret")
     }, 60_000)
 
-    describe("broker outage", () => {
-      const cluster = ownCluster({ nodes: 1, extraProps: quickRestart })
-      it("broker SIGSTOPped longer than the delivery timeout while orders commit: 0 lost, lag and health show it, drains in order", async () => {
-        const brokers = () => cluster().brokers
+    describe.each(drivers)("%s driver", (driver) => {
+      it("rollback: rolled-back transactions publish 0 events; committed ones arrive once", async () => {
         const counts = await run(
-          stack(pg.url, cluster().brokers, "3 seconds"),
+          stack(driver, pg.url, bootstrapServers()),
           Effect.gen(function* () {
-            const name = `outbox-outage-${Date.now()}`
-            yield* createTopic(brokers(), name, { partitions: 3 })
-            const relay = yield* OutboxRelay.make({
-              pollInterval: "200 millis",
-              backoff: "200 millis",
-              maxBackoff: "2 seconds",
-              lagThreshold: "2 seconds"
-            })
-            yield* commit(topicOf(name), range(1, 100))
+            const name = yield* fresh("outbox-rollback")
+            const topic = topicOf(name)
+            yield* commit(topic, range(1, 50))
+            const sql = yield* SqlClient.SqlClient
+            for (let i = 0; i < 10; i++)
+              yield* Effect.exit(
+                sql.withTransaction(Effect.andThen(commit(topic, [1000 + i]), Effect.fail("rejected")))
+              )
+            yield* Effect.exit(sql.withTransaction(Effect.andThen(commit(topic, range(2000, 2009)), Effect.fail("no"))))
+            yield* OutboxRelay.make({ pollInterval: "200 millis" })
             yield* drained()
-            cluster().pause(1)
-            const stoppedAt = Date.now()
-            let worst = { pending: 0, lagMillis: 0, status: "healthy" as string }
-            let id = 101
-            while (Date.now() - stoppedAt < 12_000) {
-              yield* commit(topicOf(name), range(id, id + 9))
-              id += 10
-              const check = yield* relay.check
-              if (check.lagMillis > worst.lagMillis) worst = check
-              yield* Effect.sleep("300 millis")
-            }
-            cluster().resume(1)
-            yield* drained("60 seconds")
-            return {
-              ...(yield* audit(brokers(), name)),
-              committed: id - 1,
-              worst: { pending: worst.pending, lagMillis: worst.lagMillis, status: worst.status }
-            }
+            return yield* audit(bootstrapServers(), name)
           })
         )
-        console.log(`outbox broker outage (12 s SIGSTOP, 3 s delivery timeout): ${JSON.stringify(counts)}`)
+        console.log(`outbox rollback: ${JSON.stringify(counts)}`)
+        assert.deepStrictEqual(counts, {
+          records: 50,
+          lost: 0,
+          phantoms: 0,
+          duplicates: 0,
+          unmarkedDuplicates: 0,
+          outOfOrderKeys: 0
+        })
+      }, 60_000)
+
+      it("relay kill -9 mid-batch, then a restart: every committed event in the topic, duplicates 0 or marked", async () => {
+        const brokers = bootstrapServers()
+        const layer = stack(driver, pg.url, brokers)
+        const name = await run(layer, fresh("outbox-crash"))
+        await run(
+          layer,
+          Effect.forEach(range(0, 19), (i) => commit(topicOf(name), range(i * 500 + 1, i * 500 + 500)))
+        )
+        const env = {
+          DATABASE_URL: pg.url,
+          KAFKA_BROKERS: brokers.join(","),
+          KAFKA_DRIVER: driver,
+          LEASE_TTL_MS: "2000",
+          BATCH_SIZE: "500"
+        }
+        const first = startExample("examples/outbox/relay.ts", env)
+        // kill it as soon as it has delivered something and not everything
+        const deliveredBefore = await run(
+          layer,
+          countUntil(
+            (sql) =>
+              sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name} AND status = 'delivered'`,
+            (n) => n > 0
+          )
+        )
+        first.child.kill("SIGKILL")
+        await first.exit
+        const second = startExample("examples/outbox/relay.ts", env)
+        try {
+          const counts = await run(layer, Effect.andThen(drained("90 seconds"), audit(brokers, name)))
+          console.log(
+            `outbox relay crash: delivered before kill ${deliveredBefore}/10000, then ${JSON.stringify(counts)}`
+          )
+          assert.isBelow(deliveredBefore, 10_000, "killed mid-run")
+          assert.strictEqual(counts.lost, 0)
+          assert.strictEqual(counts.phantoms, 0)
+          assert.strictEqual(counts.unmarkedDuplicates, 0)
+          assert.strictEqual(counts.outOfOrderKeys, 0)
+          assert.strictEqual(counts.records - counts.duplicates, 10_000)
+        } finally {
+          second.child.kill("SIGTERM")
+          await second.exit
+        }
+      }, 150_000)
+
+      it("the example on PostgreSQL and the broker: a rejected order leaves no event; 0 lost, 0 phantoms", async () => {
+        const topic = await run(stack(driver, pg.url, bootstrapServers()), fresh("outbox-example"))
+        const env = {
+          DATABASE_URL: pg.url,
+          KAFKA_BROKERS: bootstrapServers().join(","),
+          KAFKA_DRIVER: driver,
+          TOPIC: topic,
+          ORDERS: "50"
+        }
+        const { code, stdout, stderr } = await runExample("examples/outbox/main.ts", env)
+        assert.strictEqual(code, 0, stderr)
+        const summary = JSON.parse(stdout.trim().split("\n").at(-1)!)
+        console.log(`outbox example on PostgreSQL + Kafka: ${JSON.stringify(summary)}`)
+        assert.include(summary, {
+          ordersAccepted: 50,
+          rejected: 1,
+          eventsInTopic: 50,
+          lost: 0,
+          phantoms: 0,
+          duplicates: 0
+        })
+      }, 60_000)
+
+      it("application kill -9 while it commits orders, then a relay restart: every committed order's event, once", async () => {
+        const brokers = bootstrapServers()
+        const layer = stack(driver, pg.url, brokers)
+        const name = await run(layer, fresh("outbox-app-crash"))
+        const env = {
+          DATABASE_URL: pg.url,
+          KAFKA_BROKERS: brokers.join(","),
+          KAFKA_DRIVER: driver,
+          TOPIC: name,
+          ORDERS: "50000"
+        }
+        const app = startExample("examples/outbox/main.ts", { ...env, LEASE_TTL_MS: "2000" })
+        // the app creates the orders table itself: none yet counts as 0
+        const ordersBefore = await run(
+          layer,
+          countUntil(
+            (sql) =>
+              sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`.pipe(Effect.orElseSucceed(() => [{ n: "0" }])),
+            (n) => n >= 2000
+          )
+        )
+        app.child.kill("SIGKILL")
+        await app.exit
+        const counts = await run(
+          layer,
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            yield* OutboxRelay.make({
+              pollInterval: "200 millis",
+              leaseTtl: "2 seconds",
+              lookup: TopicLookup.topicLookup({ brokers })
+            })
+            yield* drained("90 seconds")
+            const [orders] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM orders`
+            const [rows] = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM kafka_outbox WHERE topic = ${name}`
+            return { ...(yield* audit(brokers, name)), orders: Number(orders!.n), outboxRows: Number(rows!.n) }
+          })
+        )
+        console.log(
+          `outbox application crash: ${ordersBefore} orders committed at the kill, then ${JSON.stringify(counts)}`
+        )
+        assert.isBelow(counts.orders, 50_000, "killed while committing")
+        assert.strictEqual(counts.outboxRows, counts.orders, "each committed order has its event row, and no other")
         assert.strictEqual(counts.lost, 0)
         assert.strictEqual(counts.phantoms, 0)
         assert.strictEqual(counts.unmarkedDuplicates, 0)
         assert.strictEqual(counts.outOfOrderKeys, 0)
-        assert.strictEqual(counts.records - counts.duplicates, counts.committed)
-        assert.strictEqual(counts.worst.status, "degraded")
-        assert.isAbove(counts.worst.pending, 0)
-      }, 120_000)
+        assert.strictEqual(counts.records - counts.duplicates, counts.orders)
+      }, 150_000)
+
+      it("two relays at once: each event once, order per key kept", async () => {
+        const counts = await run(
+          stack(driver, pg.url, bootstrapServers()),
+          Effect.gen(function* () {
+            const name = yield* fresh("outbox-two")
+            // relays rebalance once per third of leaseTtl: 0.5 s here, so B gets its share within this short run
+            const leaseTtl = "1500 millis"
+            const a = yield* OutboxRelay.make({
+              owner: "relay-a",
+              pollInterval: "100 millis",
+              batchSize: 200,
+              leaseTtl
+            })
+            const b = yield* OutboxRelay.make({
+              owner: "relay-b",
+              pollInterval: "100 millis",
+              batchSize: 200,
+              leaseTtl
+            })
+            yield* Effect.forEach(range(0, 9), (i) => commit(topicOf(name), range(i * 300 + 1, i * 300 + 300), 50))
+            yield* drained()
+            const sa = yield* a.stats
+            const sb = yield* b.stats
+            return { ...(yield* audit(bootstrapServers(), name)), relayedByA: sa.relayed, relayedByB: sb.relayed }
+          })
+        )
+        console.log(`outbox two relays: ${JSON.stringify(counts)}`)
+        assert.strictEqual(counts.records, 3000)
+        assert.strictEqual(counts.duplicates, 0)
+        assert.strictEqual(counts.lost, 0)
+        assert.strictEqual(counts.outOfOrderKeys, 0)
+        assert.isAbove(counts.relayedByA, 0)
+        assert.isAbove(counts.relayedByB, 0)
+      }, 60_000)
+
+      it("a poison (oversize) event is dead-lettered with headers; the rest of its partition goes on", async () => {
+        const result = await run(
+          stack(driver, pg.url, bootstrapServers()),
+          Effect.gen(function* () {
+            const name = `outbox-poison-${Date.now()}`
+            yield* createTopic(bootstrapServers(), name, { partitions: 1, maxMessageBytes: 2000 })
+            const topic = Topic.make({ name, schema: OrderPlaced, key: () => "same-key" })
+            const sql = yield* SqlClient.SqlClient
+            yield* sql.withTransaction(
+              Effect.all([
+                Outbox.publish(topic, new OrderPlaced({ orderId: 1, customer: "a" })),
+                Outbox.publish(topic, new OrderPlaced({ orderId: 2, customer: "x".repeat(5000) })),
+                Outbox.publish(topic, new OrderPlaced({ orderId: 3, customer: "b" }))
+              ])
+            )
+            yield* OutboxRelay.make({ pollInterval: "200 millis" })
+            yield* drained()
+            const rows = yield* sql<{
+              status: string
+            }>`SELECT status FROM kafka_outbox WHERE topic = ${name} ORDER BY id`
+            const records = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic: name })
+            const dlt = yield* TopicReader.readAll({ brokers: bootstrapServers(), topic: `${name}.dlt` })
+            return { rows: rows.map((row) => row.status), records, dlt }
+          })
+        )
+        console.log(
+          `outbox poison: rows ${result.rows.join(",")}; topic ${result.records.length}; dlt ${result.dlt.length}`
+        )
+        assert.deepStrictEqual(result.rows, ["delivered", "dead_lettered", "delivered"])
+        assert.deepStrictEqual(
+          result.records.map((r) => (JSON.parse(decoder.decode(r.value!)) as { orderId: number }).orderId),
+          [1, 3]
+        )
+        assert.strictEqual(result.dlt.length, 1)
+        assert.isDefined(result.dlt[0]!.headers.eventId)
+        assert.isAbove(Object.keys(result.dlt[0]!.headers).length, 1, "the dead-letter headers say why")
+      }, 60_000)
+
+      describe("broker outage", () => {
+        const cluster = ownCluster({ nodes: 1, extraProps: quickRestart })
+        /** Orders committed while the broker is SIGSTOPped for `stopMillis`; then resumed and drained. */
+        const outage = (layer: Layer.Layer<Stack, unknown>, stopMillis: number) =>
+          run(
+            layer,
+            Effect.gen(function* () {
+              const brokers = cluster().brokers
+              const name = `outbox-outage-${Date.now()}`
+              yield* createTopic(brokers, name, { partitions: 3 })
+              const relay = yield* OutboxRelay.make({
+                pollInterval: "200 millis",
+                backoff: "200 millis",
+                maxBackoff: "2 seconds",
+                lagThreshold: "2 seconds"
+              })
+              yield* commit(topicOf(name), range(1, 100))
+              yield* drained()
+              cluster().pause(1)
+              const stoppedAt = Date.now()
+              let worst = { pending: 0, lagMillis: 0, status: "healthy" as string }
+              let id = 101
+              while (Date.now() - stoppedAt < stopMillis) {
+                yield* commit(topicOf(name), range(id, id + 9))
+                id += 10
+                const check = yield* relay.check
+                if (check.lagMillis > worst.lagMillis) worst = check
+                yield* Effect.sleep("300 millis")
+              }
+              cluster().resume(1)
+              const resumedAt = Date.now()
+              yield* drained("150 seconds")
+              return {
+                ...(yield* audit(brokers, name)),
+                committed: id - 1,
+                drainedInMs: Date.now() - resumedAt,
+                worst: { pending: worst.pending, lagMillis: worst.lagMillis, status: worst.status }
+              }
+            })
+          )
+        const check = (counts: Awaited<ReturnType<typeof outage>>) => {
+          assert.strictEqual(counts.lost, 0)
+          assert.strictEqual(counts.phantoms, 0)
+          assert.strictEqual(counts.unmarkedDuplicates, 0)
+          assert.strictEqual(counts.outOfOrderKeys, 0)
+          assert.strictEqual(counts.records - counts.duplicates, counts.committed)
+          assert.strictEqual(counts.worst.status, "degraded")
+          assert.isAbove(counts.worst.pending, 0)
+        }
+
+        it("broker SIGSTOPped longer than the delivery timeout while orders commit: 0 lost, lag and health show it, drains in order", async () => {
+          const counts = await outage(stack(driver, pg.url, cluster().brokers, "3 seconds"), 12_000)
+          console.log(`outbox broker outage, ${driver} (12 s SIGSTOP, 3 s delivery timeout): ${JSON.stringify(counts)}`)
+          check(counts)
+        }, 120_000)
+
+        // The issue's length: 3 minutes down against the default 120 s delivery timeout, Publisher and driver
+        // defaults. About 4 minutes, so once per Kafka version: kafkajs on 3.9.2, @platformatic/kafka on 4.x.
+        if (driver === realLengthOutageDriver) {
+          it("broker down 3 minutes, longer than the default 120 s delivery timeout: 0 lost, drains in order", async () => {
+            const counts = await outage(defaultStack(driver, pg.url, cluster().brokers), 180_000)
+            console.log(`outbox broker outage, ${driver} (180 s SIGSTOP, defaults): ${JSON.stringify(counts)}`)
+            check(counts)
+          }, 400_000)
+        }
+      })
     })
   }
 )
