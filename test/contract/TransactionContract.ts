@@ -55,16 +55,7 @@ const oneTopic = Effect.gen(function* () {
 const publishOne = (topic: string, value: unknown) =>
   Effect.flatMap(Publisher.Publisher, (p) => p.publish(topicOf(topic), value))
 
-/** What a harness can run: `fencing` false for a driver that does not stay fenced (see the kafkajs notes). */
-export interface ContractOptions {
-  readonly fencing?: boolean | undefined
-}
-
-export const transactionContract = (
-  name: string,
-  layer: Layer.Layer<TransactionBroker, unknown>,
-  options: ContractOptions = {}
-) =>
+export const transactionContract = (name: string, layer: Layer.Layer<TransactionBroker, unknown>) =>
   describe(`transaction contract: ${name}`, () => {
     // every test: live clock, its own scope, the harness's broker, 60 s
     const test = (title: string, body: Effect.Effect<void, unknown, TransactionBroker | Scope.Scope>) =>
@@ -139,29 +130,26 @@ export const transactionContract = (
       })
     )
 
-    // a driver that does not stay fenced gets no fencing test at all, not a skipped one
-    if (options.fencing ?? true) {
-      test(
-        "fencing: a second producer with the same id fences the first, which fails ProducerFenced and commits nothing",
-        Effect.gen(function* () {
-          const broker = yield* TransactionBroker
-          const orders = unique("orders")
-          yield* broker.createTopic(orders, 1)
-          const id = unique("txn")
-          const older = yield* publisherFor(id)
-          yield* older.transaction(publishOne(orders, { from: "older" }))
-          const newer = yield* publisherFor(id)
-          const exit = yield* Effect.exit(older.transaction(publishOne(orders, { from: "fenced" })))
-          const error = failureOf(exit) as { readonly _tag: string; readonly reason: string }
-          assert.strictEqual(error._tag === "Fatal" ? error.reason : error._tag, "ProducerFenced")
-          yield* newer.transaction(publishOne(orders, { from: "newer" }))
-          assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [
-            '{"from":"older"}',
-            '{"from":"newer"}'
-          ])
-        })
-      )
-    }
+    test(
+      "fencing: a second producer with the same id fences the first, which fails ProducerFenced and commits nothing",
+      Effect.gen(function* () {
+        const broker = yield* TransactionBroker
+        const orders = unique("orders")
+        yield* broker.createTopic(orders, 1)
+        const id = unique("txn")
+        const older = yield* publisherFor(id)
+        yield* older.transaction(publishOne(orders, { from: "older" }))
+        const newer = yield* publisherFor(id)
+        const exit = yield* Effect.exit(older.transaction(publishOne(orders, { from: "fenced" })))
+        const error = failureOf(exit) as { readonly _tag: string; readonly reason: string }
+        assert.strictEqual(error._tag === "Fatal" ? error.reason : error._tag, "ProducerFenced")
+        yield* newer.transaction(publishOne(orders, { from: "newer" }))
+        assert.deepStrictEqual(values(yield* broker.readBack(orders, "read_committed")), [
+          '{"from":"older"}',
+          '{"from":"newer"}'
+        ])
+      })
+    )
 
     test(
       "a publish error caught inside still aborts the transaction: Fatal TransactionAborted, nothing visible",

@@ -8,11 +8,11 @@ import { Effect, Layer, Schema } from "effect"
 import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
-import kafkajs from "kafkajs"
 import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
 import { kafkaVersion } from "./broker.ts"
 import { describeWithToxiproxy, pacedPublishes } from "./networkFaults.ts"
 import { quickRestart } from "./ownCluster.ts"
+import { leaderOf } from "./partitionLeader.ts"
 import { createTopic } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
@@ -23,18 +23,6 @@ const t0 = Date.now()
 const timeline = (...what: ReadonlyArray<unknown>) => console.log(`[timeline ${Date.now() - t0} ms]`, ...what)
 
 const boundMs = 20_000 + 5_000 + 3_000 // delivery timeout + dead-letter write + scheduling slack
-
-const leaderOf = (brokers: ReadonlyArray<string>, topic: string) =>
-  Effect.tryPromise(async () => {
-    const admin = new kafkajs.Kafka({ brokers: [...brokers], logLevel: kafkajs.logLevel.NOTHING }).admin()
-    await admin.connect()
-    try {
-      const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
-      return topics[0]!.partitions[0]!.leader
-    } finally {
-      await admin.disconnect()
-    }
-  })
 
 describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three nodes", () => {
   let cluster: KafkaCluster
@@ -110,7 +98,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
         let after = 0
         yield* run("leader-isolated", "kafkajs", 300, (name) =>
           Effect.gen(function* () {
-            isolated = yield* leaderOf(cluster.brokers, name)
+            isolated = yield* leaderOf(cluster.brokers, name, 0)
             const mine = cluster.proxies!.get(isolated)!
             yield* Effect.promise(async () => {
               await mine.replication!.down() // followers cannot fetch from it
@@ -125,7 +113,8 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
               yield* Effect.sleep("500 millis")
               after = yield* leaderOf(
                 cluster.brokers.filter((_, index) => index + 1 !== isolated),
-                name
+                name,
+                0
               ).pipe(Effect.orElseSucceed(() => isolated))
               if (after !== isolated) break
             }
@@ -147,7 +136,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
       Effect.gen(function* () {
         yield* run("client-cut", "platformatic", 300, (name) =>
           Effect.gen(function* () {
-            const leader = cluster.proxies!.get(yield* leaderOf(cluster.brokers, name))!
+            const leader = cluster.proxies!.get(yield* leaderOf(cluster.brokers, name, 0))!
             yield* Effect.promise(() => leader.client.down())
             yield* Effect.sleep("8 seconds")
             yield* Effect.promise(() => leader.client.up())
@@ -155,7 +144,7 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
         )
         yield* run("flapping", "kafkajs", 300, (name) =>
           Effect.gen(function* () {
-            const leader = cluster.proxies!.get(yield* leaderOf(cluster.brokers, name))!
+            const leader = cluster.proxies!.get(yield* leaderOf(cluster.brokers, name, 0))!
             for (let i = 0; i < 5; i++) {
               yield* Effect.promise(() => leader.client.down())
               yield* Effect.sleep("1 second")
