@@ -13,7 +13,7 @@
  * (bench/memory.bench.ts), the cold import time (bench/import.bench.ts), and last the transactions benchmark
  * (bench/transactions.bench.ts, skipped by BENCH_TRANSACTIONS=0). Writes bench/results/latest.{md,json,png}.
  *
- * BENCH_QUICK=1: a smoke run (1 round, small counts, no transactions). EVENTS (per-event scenarios, default
+ * BENCH_ONLY=<ids>: only those scenarios, without the own-process runs. BENCH_QUICK=1: a smoke run (1 round, small counts, no transactions). EVENTS (per-event scenarios, default
  * 50,000), BATCH_EVENTS (batch, publishAll and sink scenarios, default 50,000), BENCH_JAVA_RECORDS (default 500,000),
  * LATENCY_EVENTS (toolkit scenarios behind the proxy, default 20,000), CALLERS (default 1,000), BENCH_ROUNDS, RATE_SECONDS (default 10), MEMORY_EVENTS (default 1,000,000) and
  * KAFKA_VERSION tune it.
@@ -47,8 +47,12 @@ const callers = setting("CALLERS", 1_000, 1_000)
 const rateSeconds = setting("RATE_SECONDS", 10, 3)
 const memoryEvents = setting("MEMORY_EVENTS", 1_000_000, 100_000)
 const latencyEvents = setting("LATENCY_EVENTS", 20_000, 5_000)
-const transactions = !quick && process.env.BENCH_TRANSACTIONS !== "0"
+/** BENCH_ONLY=J,DP,...: only these scenario ids, and none of the own-process runs (for a look at a few). */
+const only = process.env.BENCH_ONLY?.split(",")
+const extras = only === undefined
+const transactions = extras && !quick && process.env.BENCH_TRANSACTIONS !== "0"
 const chunk = 10_000
+const warmUpRecords = 5_000
 const sizes = [100, 1024] as const
 const latencyMs = 2
 
@@ -138,23 +142,23 @@ const withLatency = (slow: boolean): Array<Planned> => {
     ...[1, 5].flatMap((n) => [
       plan(
         {
-          id: `E${n}${at}`,
+          id: `EB${n}${at}`,
           name: `publish per event + Batcher (${n} in flight), ${fmt(callers)} callers`,
           size: 100,
-          against: against(`E${n}`)
+          against: against(`EB${n}`)
         },
-        events,
+        latencyEvents,
         S.perEvent(batcher(n), callers),
         where
       ),
       plan(
         {
-          id: `A${n}${at}`,
+          id: `AB${n}${at}`,
           name: `publishAll, chunks of ${fmt(chunk)}, + Batcher (${n} in flight)`,
           size: 100,
-          against: against(`A${n}`)
+          against: against(`AB${n}`)
         },
-        batchEvents,
+        latencyEvents,
         S.publishAll(batcher(n), chunk),
         where
       )
@@ -194,7 +198,7 @@ const main = async () => {
   const scenarios: Array<Planned> = [
     ...sizes.flatMap(loopback),
     ...(latencyProblem === undefined ? [...withLatency(false), ...withLatency(true)] : [])
-  ]
+  ].filter((s) => only === undefined || only.includes(s.id))
   const rate: Array<RateResult> = []
   const memory: Array<MemoryResult> = []
   try {
@@ -209,11 +213,27 @@ const main = async () => {
       } else await proxy.clear()
       slow = on
     }
+    const runOnce = async (s: Planned, records: number) => {
+      await setLatency(s.slow)
+      const brokers = s.via === "proxy" ? cluster.proxyBrokers! : cluster.brokers
+      return s.run({ brokers, topic: s.topic, size: s.size, records })
+    }
+    // one small uncounted pass of the Node scenarios first: JIT, broker caches (Java is its own process every time)
+    for (const s of scenarios.filter((s) => !s.id.startsWith("J"))) {
+      await runOnce(s, Math.min(s.records, warmUpRecords))
+    }
+    log("warm-up pass done")
+    const probe = scenarios.find((s) => s.via === "proxy")
+    const roundTripMs: Record<string, number> = {}
+    if (probe !== undefined)
+      for (const on of [false, true]) {
+        await setLatency(on)
+        roundTripMs[on ? `${latencyMs}ms` : "0ms"] = await S.probeRoundTrip(cluster.proxyBrokers!, probe.topic)
+      }
+    log(`one-record send through the proxy, median: ${JSON.stringify(roundTripMs)}`)
     for (let round = 1; round <= rounds; round++) {
       for (const s of scenarios) {
-        await setLatency(s.slow)
-        const brokers = s.via === "proxy" ? cluster.proxyBrokers! : cluster.brokers
-        const m = await s.run({ brokers, topic: s.topic, size: s.size, records: s.records })
+        const m = await runOnce(s, s.records)
         s.runs.push(m)
         log(
           `round ${round}/${rounds} ${s.id} (${s.size} B) ${s.name}: ${fmt(m.recordsPerSecond)} records/s, p99 ${m.latencyMs.p99.toFixed(1)} ms`
@@ -221,7 +241,7 @@ const main = async () => {
       }
     }
     await setLatency(false)
-    for (const driver of ["kafkajs", "platformatic"] as const) {
+    for (const driver of extras ? (["kafkajs", "platformatic"] as const) : []) {
       log(`${rateSeconds} s at 1,000 events/s, ${driver} driver, own process ...`)
       rate.push(
         await ownProcess<RateResult>("bench/latency.bench.ts", {
@@ -233,7 +253,7 @@ const main = async () => {
       )
     }
     // 10,000 in flight fills the Batcher's queue (maxQueued)
-    for (const driver of ["kafkajs", "platformatic"] as const) {
+    for (const driver of extras ? (["kafkajs", "platformatic"] as const) : []) {
       log(`memory: ${fmt(memoryEvents)} events, 10,000 in flight, ${driver} driver, own process ...`)
       const m = await ownProcess<MemoryResult>("bench/memory.bench.ts", {
         KAFKA_BROKERS: cluster.bootstrap,
@@ -258,9 +278,10 @@ const main = async () => {
         runs
       })),
       latencyProblem,
+      roundTripMs,
       rate,
       memory,
-      importTable: await importTable(),
+      importTable: extras ? await importTable() : "not run (BENCH_ONLY)",
       wallSeconds: (performance.now() - started) / 1000
     }
     console.log(writeResults(results))

@@ -225,3 +225,25 @@ export const java = async (t: Target): Promise<Measured> => {
     latencyMs: run.latencyMs
   }
 }
+
+/** Median ms of 20 one-record sends, one after the other: shows the proxy's added latency is on. */
+export const probeRoundTrip = async (brokers: ReadonlyArray<string>, topic: string): Promise<number> => {
+  const kafka = new kafkajs.Kafka({
+    clientId: "bench-probe",
+    brokers: [...brokers],
+    logLevel: kafkajs.logLevel.NOTHING
+  })
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  try {
+    const h = histogram()
+    await runBatches(
+      Array.from({ length: 21 }, (_, i) => [{ key: "probe", value: payload(100, i) }]),
+      (messages) => producer.send({ topic, acks: -1, messages }),
+      h
+    )
+    return percentiles(h).p50
+  } finally {
+    await producer.disconnect()
+  }
+}
