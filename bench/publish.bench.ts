@@ -13,12 +13,13 @@
  * (bench/memory.bench.ts), the cold import time (bench/import.bench.ts), and last the transactions benchmark
  * (bench/transactions.bench.ts, skipped by BENCH_TRANSACTIONS=0). Writes bench/results/latest.{md,json,png}.
  *
- * BENCH_ONLY=<ids>: only those scenarios, without the own-process runs. BENCH_QUICK=1: a smoke run (1 round, small counts, no transactions). EVENTS (per-event scenarios, default
+ * `npm run bench -- --report-only` rewrites latest.md and latest.png from latest.json. BENCH_ONLY=<ids>: only those scenarios, without the own-process runs. BENCH_QUICK=1: a smoke run (1 round, small counts, no transactions). EVENTS (per-event scenarios, default
  * 50,000), BATCH_EVENTS (batch, publishAll and sink scenarios, default 50,000), BENCH_JAVA_RECORDS (default 500,000),
  * LATENCY_EVENTS (toolkit scenarios behind the proxy, default 20,000), CALLERS (default 1,000), BENCH_ROUNDS, RATE_SECONDS (default 10), MEMORY_EVENTS (default 1,000,000) and
  * KAFKA_VERSION tune it.
  */
 import { execFile } from "node:child_process"
+import fs from "node:fs"
 import os from "node:os"
 import { promisify } from "node:util"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
@@ -282,7 +283,8 @@ const main = async () => {
       rate,
       memory,
       importTable: extras ? await importTable() : "not run (BENCH_ONLY)",
-      wallSeconds: (performance.now() - started) / 1000
+      wallSeconds: (performance.now() - started) / 1000,
+      finishedAt: new Date().toISOString()
     }
     console.log(writeResults(results))
     for (const s of scenarios) log(`${s.id} ${s.size} B median ${fmt(rates(s).median)} records/s`)
@@ -299,7 +301,13 @@ const main = async () => {
   }
 }
 
-main().catch((error) => {
+/** `--report-only`: rewrites latest.md and latest.png from latest.json (a report's layout changed, no new run). */
+const reportOnly = () => {
+  const b = JSON.parse(fs.readFileSync("bench/results/latest.json", "utf8")) as BenchResults
+  console.log(writeResults(b))
+}
+
+;(process.argv.includes("--report-only") ? Promise.resolve().then(reportOnly) : main()).catch((error) => {
   console.error(error)
   process.exit(1)
 })
