@@ -7,8 +7,8 @@
  */
 import { Effect, Layer } from "effect"
 import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
-import * as hdr from "hdr-histogram-js"
-import { BenchEvent, driverNamed, drivers } from "./shared.ts"
+import type * as hdr from "hdr-histogram-js"
+import { BenchEvent, driverNamed, drivers, histogram, percentiles } from "./shared.ts"
 
 const brokers = (process.env.KAFKA_BROKERS ?? "").split(",")
 const topicName = process.env.LATENCY_TOPIC ?? "bench-latency"
@@ -44,23 +44,14 @@ const program = Effect.gen(function* () {
       return performance.now() - started
     })
   yield* steady(2_000, 0, undefined) // warm-up: connections, metadata, JIT
-  const h = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 600_000_000,
-    numberOfSignificantValueDigits: 3
-  })
+  const h = histogram()
   const total = seconds * 1000
   const ms = yield* steady(total, 2_000, h)
   return {
     driver,
     records: total,
     recordsPerSecond: Math.round((total / ms) * 1000),
-    latencyMs: {
-      p50: h.getValueAtPercentile(50) / 1000,
-      p95: h.getValueAtPercentile(95) / 1000,
-      p99: h.getValueAtPercentile(99) / 1000,
-      max: h.maxValue / 1000
-    }
+    latencyMs: percentiles(h)
   }
 }).pipe(Effect.provide(Publisher.layer().pipe(Layer.provide(Batcher.layer()), Layer.provide(producer))))
 

@@ -1,561 +1,313 @@
 /**
- * `npm run bench`: publishing throughput and latency against a real broker started by the test bed, every
- * scenario in one run so the figures compare. acks=all, idempotence on, one topic of 6 partitions per
- * scenario, records of 100 B and 1 KiB.
+ * `npm run bench`: publishing throughput against a real broker started by the test bed, every figure a ratio
+ * to baselines measured in the same run (issue 13). acks=all, idempotence on, 6 partitions, 100 B and 1 KiB.
+ * The scenarios and their ids are in bench/scenarios.ts and bench/report.ts's legend; in short, per size:
+ * Java ProducerPerformance (J), raw kafkajs / raw @platformatic/kafka on pre-built batches (RK / RP), the toolkit's
+ * drivers on the same batches (DK / DP), `publish` per event + Batcher from CALLERS callers (EK / EP),
+ * `publishAll` in chunks of 10,000 (AK / AP) and in one call (A1K / A1P), the stream sink (SK / SP). Then, with
+ * the broker's advertised listener behind toxiproxy, the same without and with 2 ms added each way (100 B,
+ * platformatic): per-event and `publishAll` over a Batcher with 1 and 5 batches in flight, and Java.
  *
- *   A  raw kafkajs, one send() per event, CALLERS concurrent callers          (baseline A)
- *   B  raw kafkajs, pre-built batches of 500                                  (baseline B)
- *   C  the Java client's ProducerPerformance, linger.ms=5                     (baseline C)
- *   P  raw @platformatic/kafka, pre-built batches of 500                      (the second driver's own client)
- *   T1 Publisher.publish per event (retry, dead-letter, metrics, spans on), CALLERS concurrent fibers
- *   T2 the same with the Batcher (linger 5 ms)
- *   T3 the toolkit's kafkajs driver with the same pre-built batches as B (driver overhead)
- *   T4 Publisher.publish + Batcher on the @platformatic/kafka driver
- *   T5 the toolkit's @platformatic/kafka driver with the same pre-built batches (driver overhead vs P)
- *   L  Publisher.publish + Batcher at a steady 1,000 events/s (latency, both drivers; 100 B), in a process
- *      of its own (bench/latency.bench.ts)
+ * BENCH_ROUNDS rounds (default 3), each running every scenario once (interleaved); the report shows medians and
+ * spreads. Then, each in a process of its own: a steady 1,000 events/s (bench/latency.bench.ts), the memory run
+ * (bench/memory.bench.ts), the cold import time (bench/import.bench.ts), and last the transactions benchmark
+ * (bench/transactions.bench.ts, skipped by BENCH_TRANSACTIONS=0). Writes bench/results/latest.{md,json,png}.
  *
- * Then the memory benchmark (bench/memory.bench.ts, in a process of its own so its peak RSS is its own):
- * 1,000,000 events offered as fast as the API accepts them (Publisher + Batcher). Writes
- * bench/results/latest.{md,json,png}. Last, the transactions benchmark (bench/transactions.bench.ts, own
- * process, same broker), which writes bench/results/transactions.{md,json}. EVENTS (per-event scenarios, default 10,000; the Batcher's get 5x,
- * pre-built batches 10x), CALLERS (default 256), RATE_SECONDS (default 10), MEMORY_EVENTS (default
- * 1,000,000) and KAFKA_VERSION tune it.
+ * `npm run bench -- --report-only` rewrites latest.md and latest.png from latest.json. BENCH_ONLY=<ids>: only those scenarios, without the own-process runs. BENCH_QUICK=1: a smoke run (1 round, small counts, no transactions). EVENTS (per-event scenarios, default
+ * 50,000), BATCH_EVENTS (batch, publishAll and sink scenarios, default 50,000), BENCH_JAVA_RECORDS (default 500,000),
+ * LATENCY_EVENTS (toolkit scenarios behind the proxy, default 20,000), CALLERS (default 1,000), BENCH_ROUNDS, RATE_SECONDS (default 10), MEMORY_EVENTS (default 1,000,000) and
+ * KAFKA_VERSION tune it.
  */
 import { execFile } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import { promisify } from "node:util"
-import { Producer as PlatformaticClient } from "@platformatic/kafka"
-import { Effect, Layer } from "effect"
-import { Batcher, Publisher, Topic } from "effect-kafka-publisher"
-import * as hdr from "hdr-histogram-js"
-import kafkajs from "kafkajs"
-import { Producer, type ProducerRecord } from "../src/Producer.ts"
-import type { ProducerConfig } from "../src/ProducerConfig.ts"
-import type { PublishError } from "../src/PublishError.ts"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
 import { createTopics } from "../testbed/topics.ts"
-import { type Bar, barChartPng } from "./chart.ts"
-import { producerPerformance } from "./java.ts"
-import { BenchEvent, drivers } from "./shared.ts"
+import { toxiproxyProblem } from "../testbed/toxiproxy.ts"
+import {
+  type BenchResults,
+  type MemoryResult,
+  type RateResult,
+  rates,
+  type ScenarioInfo,
+  type ScenarioRuns,
+  writeResults
+} from "./report.ts"
+import * as S from "./scenarios.ts"
+import type { DriverName } from "./shared.ts"
 
 const execFileAsync = promisify(execFile)
-const events = Number(process.env.EVENTS ?? 10_000)
-const batcherEvents = events * 5
-const batchEvents = events * 10
-const callers = Number(process.env.CALLERS ?? 256)
-const rateSeconds = Number(process.env.RATE_SECONDS ?? 10)
-const memoryEvents = Number(process.env.MEMORY_EVENTS ?? 1_000_000)
+const quick = process.env.BENCH_QUICK === "1"
+const setting = (name: string, full: number, smoke: number) => Number(process.env[name] ?? (quick ? smoke : full))
+const rounds = setting("BENCH_ROUNDS", 3, 1)
+const events = setting("EVENTS", 50_000, 5_000)
+const batchEvents = setting("BATCH_EVENTS", 50_000, 10_000)
+const javaRecords = setting("BENCH_JAVA_RECORDS", 500_000, 50_000)
+const callers = setting("CALLERS", 1_000, 1_000)
+const rateSeconds = setting("RATE_SECONDS", 10, 3)
+const memoryEvents = setting("MEMORY_EVENTS", 1_000_000, 100_000)
+const latencyEvents = setting("LATENCY_EVENTS", 20_000, 5_000)
+/** BENCH_ONLY=J,DP,...: only these scenario ids, and none of the own-process runs (for a look at a few). */
+const only = process.env.BENCH_ONLY?.split(",")
+const extras = only === undefined
+const transactions = extras && !quick && process.env.BENCH_TRANSACTIONS !== "0"
+const chunk = 10_000
+const warmUpRecords = 5_000
 const sizes = [100, 1024] as const
+const latencyMs = 2
 
-interface Result {
-  readonly scenario: string
-  readonly size: number
+const t0 = performance.now()
+const log = (line: string) => console.error(`[bench ${((performance.now() - t0) / 1000).toFixed(0)} s] ${line}`)
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US")
+
+/** A scenario of the run: what it is, where it publishes, how many records, how it runs. */
+interface Planned extends ScenarioRuns {
   readonly records: number
-  readonly seconds: number
-  readonly recordsPerSecond: number
-  readonly mbPerSecond: number
-  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
-  readonly peakRssMb: number
-  readonly note?: string
+  readonly via: "direct" | "proxy"
+  /** With 2 ms added each way (the proxy's toxics on), else without. */
+  readonly slow: boolean
+  readonly run: (t: S.Target) => Promise<S.Measured>
+  topic: string
 }
 
-const log = (line: string) => console.error(`[bench] ${line}`)
-
-/** Samples this process's RSS while `run` runs; returns the peak in MB. */
-const withPeakRss = async <A>(run: () => Promise<A>): Promise<[A, number]> => {
-  let peak = process.memoryUsage().rss
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss)
-  }, 25)
-  try {
-    const value = await run()
-    return [value, Math.round(Math.max(peak, process.memoryUsage().rss) / 1048576)]
-  } finally {
-    clearInterval(timer)
-  }
-}
-
-const histogram = () =>
-  hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
-
-const percentiles = (h: hdr.Histogram) => ({
-  p50: h.getValueAtPercentile(50) / 1000,
-  p95: h.getValueAtPercentile(95) / 1000,
-  p99: h.getValueAtPercentile(99) / 1000,
-  max: h.maxValue / 1000
-})
-
-const result = (
-  scenario: string,
-  size: number,
+const plan = (
+  info: Omit<ScenarioInfo, "section">,
   records: number,
-  ms: number,
-  h: hdr.Histogram,
-  rss: number,
-  note?: string
-): Result => ({
-  scenario,
-  size,
+  run: Planned["run"],
+  where: { via: Planned["via"]; slow: boolean } = { via: "direct", slow: false }
+): Planned => ({
+  ...info,
+  section: where.via === "direct" ? "loopback" : "latency",
   records,
-  seconds: ms / 1000,
-  recordsPerSecond: Math.round((records / ms) * 1000),
-  mbPerSecond: Number(((records * size) / 1048576 / (ms / 1000)).toFixed(2)),
-  latencyMs: percentiles(h),
-  peakRssMb: rss,
-  ...(note === undefined ? {} : { note })
+  ...where,
+  run,
+  runs: [],
+  topic: ""
 })
 
-const payload = (size: number, i: number) => {
-  const value = Buffer.alloc(size, 120)
-  value.write(String(i))
-  return value
+const drivers = [
+  ["K", "kafkajs"],
+  ["P", "platformatic"]
+] as const satisfies ReadonlyArray<readonly [string, DriverName]>
+
+const loopback = (size: number): Array<Planned> => [
+  plan({ id: "J", name: "Java ProducerPerformance, linger 5 ms", size, against: [] }, javaRecords, S.java),
+  plan({ id: "RK", name: "raw kafkajs, batches of 500", size, against: ["J"] }, batchEvents, S.rawKafkajs),
+  plan(
+    { id: "RP", name: "raw @platformatic/kafka, batches of 500", size, against: ["J"] },
+    batchEvents,
+    S.rawPlatformatic
+  ),
+  ...drivers.flatMap(([d, driver]) => {
+    const name = (what: string) => `${what}, ${driver} driver`
+    const onDriver = { driver }
+    return [
+      plan(
+        { id: `D${d}`, name: name("toolkit driver, same batches"), size, against: [`R${d}`, "J"] },
+        batchEvents,
+        S.driverBatches(driver)
+      ),
+      plan(
+        { id: `E${d}`, name: name(`publish per event + Batcher, ${fmt(callers)} callers`), size, against: ["J"] },
+        events,
+        S.perEvent({ driver, batcher: { maxInFlightBatches: 1 } }, callers)
+      ),
+      plan(
+        { id: `A${d}`, name: name(`publishAll, chunks of ${fmt(chunk)}`), size, against: [`D${d}`, "J"] },
+        batchEvents,
+        S.publishAll(onDriver, chunk)
+      ),
+      plan(
+        { id: `A1${d}`, name: name("publishAll, one call"), size, against: [`D${d}`, "J"] },
+        batchEvents,
+        S.publishAll(onDriver, batchEvents)
+      ),
+      plan({ id: `S${d}`, name: name("stream sink"), size, against: [`D${d}`, "J"] }, batchEvents, S.sink(onDriver))
+    ]
+  })
+]
+
+const withLatency = (slow: boolean): Array<Planned> => {
+  const at = slow ? `@${latencyMs}ms` : "@0ms"
+  const where = { via: "proxy" as const, slow }
+  const against = (id: string) => (slow ? [`${id}@0ms`, `J${at}`] : [`J${at}`])
+  const batcher = (n: number) => ({ driver: "platformatic" as const, batcher: { maxInFlightBatches: n } })
+  return [
+    plan(
+      { id: `J${at}`, name: "Java ProducerPerformance, linger 5 ms", size: 100, against: slow ? ["J@0ms"] : [] },
+      javaRecords,
+      S.java,
+      where
+    ),
+    ...[1, 5].flatMap((n) => [
+      plan(
+        {
+          id: `EB${n}${at}`,
+          name: `publish per event + Batcher (${n} in flight), ${fmt(callers)} callers`,
+          size: 100,
+          against: against(`EB${n}`)
+        },
+        latencyEvents,
+        S.perEvent(batcher(n), callers),
+        where
+      ),
+      plan(
+        {
+          id: `AB${n}${at}`,
+          name: `publishAll, chunks of ${fmt(chunk)}, + Batcher (${n} in flight)`,
+          size: 100,
+          against: against(`AB${n}`)
+        },
+        latencyEvents,
+        S.publishAll(batcher(n), chunk),
+        where
+      )
+    ])
+  ]
 }
 
-const micros = (start: bigint) => Number((process.hrtime.bigint() - start) / 1000n)
-
-/** Runs `work(i)` for i in [0, total) from `concurrency` workers; records each call's latency (µs). */
-const runCallers = async (
-  total: number,
-  concurrency: number,
-  work: (i: number) => Promise<unknown>,
-  h: hdr.Histogram
-) => {
-  let next = 0
-  const worker = async () => {
-    while (next < total) {
-      const i = next++
-      const start = process.hrtime.bigint()
-      await work(i)
-      h.recordValue(micros(start))
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker))
-}
-
-/** Sends pre-built batches one after the other; records each batch's latency (µs). */
-const runBatches = async <B>(batches: ReadonlyArray<B>, send: (batch: B) => Promise<unknown>, h: hdr.Histogram) => {
-  for (const batch of batches) {
-    const start = process.hrtime.bigint()
-    await send(batch)
-    h.recordValue(micros(start))
-  }
+/** A bench/*.bench.ts in a fresh Node process; its last stdout line is JSON. */
+const ownProcess = async <A>(file: string, env: Record<string, string>): Promise<A> => {
+  const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, file], {
+    env: { ...process.env, ...env },
+    maxBuffer: 16 * 1024 * 1024
+  })
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as A
 }
 
 const newTopic = async (cluster: KafkaCluster, label: string) => {
-  const topic = `bench-${label}-${Date.now()}`
+  const topic = `bench-${label.replace(/[^a-zA-Z0-9]/g, "-")}-${Date.now()}`
   await createTopics(cluster.brokers, [{ topic, numPartitions: 6, replicationFactor: 1 }])
   return topic
 }
 
-const kafkaClient = (cluster: KafkaCluster) =>
-  new kafkajs.Kafka({ clientId: "bench", brokers: cluster.brokers, logLevel: kafkajs.logLevel.NOTHING })
-
-const baselineA = async (cluster: KafkaCluster, size: number) => {
-  const topic = await newTopic(cluster, `a-${size}`)
-  const producer = kafkaClient(cluster).producer({ idempotent: true, maxInFlightRequests: 1 })
-  await producer.connect()
-  const h = histogram()
-  const started = performance.now()
-  const [, rss] = await withPeakRss(() =>
-    runCallers(
-      events,
-      callers,
-      (i) => producer.send({ topic, acks: -1, messages: [{ key: `k${i % 1000}`, value: payload(size, i) }] }),
-      h
-    )
-  )
-  const ms = performance.now() - started
-  await producer.disconnect()
-  return result("A: raw kafkajs, send per event", size, events, ms, h, rss, `${callers} callers`)
-}
-
-/** The same keys and values for every pre-built-batch scenario, in batches of 500. */
-const prebuilt = (size: number) =>
-  Array.from({ length: Math.ceil(batchEvents / 500) }, (_, b) =>
-    Array.from({ length: Math.min(500, batchEvents - b * 500) }, (_, j) => ({
-      key: `k${(b * 500 + j) % 1000}`,
-      value: payload(size, b * 500 + j)
-    }))
-  )
-
-const baselineB = async (cluster: KafkaCluster, size: number) => {
-  const topic = await newTopic(cluster, `b-${size}`)
-  const producer = kafkaClient(cluster).producer({ idempotent: true, maxInFlightRequests: 1 })
-  await producer.connect()
-  const batches = prebuilt(size)
-  const h = histogram()
-  const started = performance.now()
-  const [, rss] = await withPeakRss(() =>
-    runBatches(batches, (batch) => producer.send({ topic, acks: -1, messages: batch }), h)
-  )
-  const ms = performance.now() - started
-  await producer.disconnect()
-  return result("B: raw kafkajs, batches of 500", size, batchEvents, ms, h, rss, "latency per batch")
-}
-
-const baselineP = async (cluster: KafkaCluster, size: number) => {
-  const topic = await newTopic(cluster, `p-${size}`)
-  const client = new PlatformaticClient({ clientId: "bench", bootstrapBrokers: cluster.brokers, idempotent: true })
-  const batches = prebuilt(size).map((batch) =>
-    batch.map(({ key, value }) => ({ topic, key: Buffer.from(key), value }))
-  )
-  const h = histogram()
-  const started = performance.now()
-  const [, rss] = await withPeakRss(() => runBatches(batches, (messages) => client.send({ messages }), h))
-  const ms = performance.now() - started
-  await client.close()
-  return result("P: raw @platformatic/kafka, batches of 500", size, batchEvents, ms, h, rss, "latency per batch")
-}
-
-const baselineC = async (cluster: KafkaCluster, size: number): Promise<Result> => {
-  const topic = await newTopic(cluster, `c-${size}`)
-  const java = await producerPerformance([
-    "--topic",
-    topic,
-    "--num-records",
-    String(batchEvents * 2), // the JVM needs a longer run to warm up; rates stay comparable
-    "--record-size",
-    String(size),
-    "--throughput",
-    "-1",
-    "--producer-props",
-    `bootstrap.servers=${cluster.bootstrap}`,
-    "acks=all",
-    "enable.idempotence=true",
-    "linger.ms=5"
-  ])
-  return {
-    scenario: "C: Java ProducerPerformance, linger 5 ms",
-    size,
-    records: java.records,
-    seconds: java.wallMs / 1000,
-    recordsPerSecond: Math.round(java.recordsPerSecond),
-    mbPerSecond: java.mbPerSecond,
-    latencyMs: java.latencyMs,
-    peakRssMb: 0,
-    note: "JVM process; latency in whole ms"
-  }
-}
-
-type Driver = (config: ProducerConfig) => Layer.Layer<Producer, PublishError>
-
-const publisherLayer = (cluster: KafkaCluster, driver: Driver, batched: boolean) => {
-  const producer = driver({ brokers: cluster.brokers, clientId: "bench" })
-  return Publisher.layer().pipe(Layer.provide(batched ? Batcher.layer().pipe(Layer.provide(producer)) : producer))
-}
-
-/** JSON framing makes up the rest of the record size. */
-const bodyFor = (size: number) => "x".repeat(Math.max(0, size - 40))
-
-/** `Publisher.publish` per event from `callers` concurrent fibers, as an Effect program would call it. */
-const toolkitPublish = async (
-  cluster: KafkaCluster,
-  size: number,
-  options: { readonly scenario: string; readonly driver: Driver; readonly batched: boolean; readonly total: number }
-) => {
-  const name = await newTopic(cluster, `t-${size}`)
-  const topic = Topic.make({ name, schema: BenchEvent, key: (e) => e.key })
-  const body = bodyFor(size)
-  const h = histogram()
-  const program = Effect.gen(function* () {
-    const publisher = yield* Publisher.Publisher
-    const publishOne = (i: number) =>
-      Effect.suspend(() => {
-        const start = process.hrtime.bigint()
-        return publisher
-          .publish(topic, new BenchEvent({ id: i, key: `k${i % 1000}`, body }))
-          .pipe(Effect.tap(() => Effect.sync(() => h.recordValue(micros(start)))))
-      })
-    const started = performance.now()
-    const [, rss] = yield* Effect.promise(() =>
-      withPeakRss(() =>
-        Effect.runPromise(Effect.forEach(indices(options.total), publishOne, { concurrency: callers, discard: true }))
-      )
-    )
-    return [performance.now() - started, rss] as const
-  }).pipe(Effect.provide(publisherLayer(cluster, options.driver, options.batched)))
-  const [ms, rss] = await Effect.runPromise(program)
-  return result(options.scenario, size, options.total, ms, h, rss, `${callers} callers`)
-}
-
-function* indices(total: number) {
-  for (let i = 0; i < total; i++) yield i
-}
-
-/** The toolkit's driver alone (no Publisher) with the same pre-built batches as B and P. */
-const toolkitBatches = async (cluster: KafkaCluster, size: number, scenario: string, driver: Driver) => {
-  const topic = await newTopic(cluster, `d-${size}`)
-  const batches = prebuilt(size).map((batch) =>
-    batch.map(({ key, value }): ProducerRecord => ({ topic, key: Buffer.from(key), value, headers: {} }))
-  )
-  const h = histogram()
-  const program = Effect.gen(function* () {
-    const producer = yield* Producer
-    const started = performance.now()
-    const [, rss] = yield* Effect.promise(() =>
-      withPeakRss(() => runBatches(batches, (batch) => Effect.runPromise(producer.send(batch)), h))
-    )
-    return [performance.now() - started, rss] as const
-  }).pipe(Effect.provide(driver({ brokers: cluster.brokers, clientId: "bench" })))
-  const [ms, rss] = await Effect.runPromise(program)
-  return result(scenario, size, batchEvents, ms, h, rss, "latency per batch")
-}
-
-/** bench/latency.bench.ts in a fresh Node process: a steady 1,000 events/s, no earlier scenario's garbage. */
-const steadyRate = async (cluster: KafkaCluster, scenario: string, driver: keyof typeof drivers): Promise<Result> => {
-  const topic = await newTopic(cluster, `rate-${driver}`)
-  const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, "bench/latency.bench.ts"], {
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: cluster.bootstrap,
-      LATENCY_TOPIC: topic,
-      LATENCY_DRIVER: driver,
-      RATE_SECONDS: String(rateSeconds)
-    },
+const importTable = async () => {
+  log("cold import time (npm run build, then fresh processes) ...")
+  const { stdout } = await execFileAsync(process.execPath, ["bench/import.bench.ts", "--samples", "5"], {
     maxBuffer: 16 * 1024 * 1024
   })
-  const measured = JSON.parse(stdout.trim().split("\n").at(-1)!) as {
-    records: number
-    recordsPerSecond: number
-    latencyMs: Result["latencyMs"]
-  }
-  return {
-    scenario,
-    size: 100,
-    records: measured.records,
-    seconds: measured.records / measured.recordsPerSecond,
-    recordsPerSecond: measured.recordsPerSecond,
-    mbPerSecond: Number(((measured.recordsPerSecond * 100) / 1048576).toFixed(2)),
-    latencyMs: measured.latencyMs,
-    peakRssMb: 0,
-    note: "1,000 events/s offered; own process"
-  }
+  return stdout.slice(stdout.indexOf("cold import"))
 }
-
-interface MemoryResult {
-  readonly driver: string
-  readonly concurrency: number
-  readonly events: number
-  readonly seconds: number
-  readonly peakRssMb: number
-  readonly peakHeapMb: number
-  readonly delivered: number
-}
-
-/** The memory benchmark in a fresh Node process: its peak RSS is its own, not this run's garbage. */
-const memoryBenchmark = async (
-  cluster: KafkaCluster,
-  driver: keyof typeof drivers,
-  concurrency: number
-): Promise<MemoryResult> => {
-  const topic = await newTopic(cluster, `memory-${driver}`)
-  const { stdout } = await execFileAsync(process.execPath, [...process.execArgv, "bench/memory.bench.ts"], {
-    env: {
-      ...process.env,
-      KAFKA_BROKERS: cluster.bootstrap,
-      MEMORY_TOPIC: topic,
-      MEMORY_DRIVER: driver,
-      MEMORY_EVENTS: String(memoryEvents),
-      MEMORY_CONCURRENCY: String(concurrency)
-    },
-    maxBuffer: 16 * 1024 * 1024
-  })
-  return JSON.parse(stdout.trim().split("\n").at(-1)!) as MemoryResult
-}
-
-/** bench/transactions.bench.ts in a process of its own, on this broker: writes bench/results/transactions.md. */
-const transactionsBenchmark = async (cluster: KafkaCluster) => {
-  log("transactions of 1, 10 and 100 records vs publishAll vs Java, own process ...")
-  await execFileAsync(process.execPath, [...process.execArgv, "bench/transactions.bench.ts"], {
-    env: { ...process.env, KAFKA_BROKERS: cluster.bootstrap, BENCH_COMMAND: "npm run bench" },
-    maxBuffer: 16 * 1024 * 1024
-  })
-}
-
-const fmt = (n: number) => n.toLocaleString("en-US")
 
 const main = async () => {
-  log(`starting Kafka ${kafkaVersionFromEnv()} (test bed) ...`)
-  const cluster = await startCluster({ nodes: 1 })
-  const results: Array<Result> = []
+  const started = performance.now()
+  const latencyProblem = toxiproxyProblem()
+  if (latencyProblem !== undefined) log(`no latency section: ${latencyProblem}`)
+  log(`starting Kafka ${kafkaVersionFromEnv()} (test bed${latencyProblem === undefined ? ", toxiproxy" : ""}) ...`)
+  const cluster = await startCluster({ nodes: 1, proxy: latencyProblem === undefined })
+  const scenarios: Array<Planned> = [
+    ...sizes.flatMap(loopback),
+    ...(latencyProblem === undefined ? [...withLatency(false), ...withLatency(true)] : [])
+  ].filter((s) => only === undefined || only.includes(s.id))
+  const rate: Array<RateResult> = []
   const memory: Array<MemoryResult> = []
-  const run = async (label: string, scenario: () => Promise<Result>) => {
-    log(`${label} ...`)
-    const r = await scenario()
-    log(`${r.scenario} (${r.size} B): ${fmt(r.recordsPerSecond)} records/s, p99 ${r.latencyMs.p99.toFixed(2)} ms`)
-    results.push(r)
-  }
   try {
-    for (const size of sizes) {
-      await run(`A, ${size} B, ${fmt(events)} events`, () => baselineA(cluster, size))
-      await run(`B, ${size} B, ${fmt(batchEvents)} events`, () => baselineB(cluster, size))
-      await run(`C, ${size} B, ${fmt(batchEvents * 2)} events`, () => baselineC(cluster, size))
-      await run(`P, ${size} B, ${fmt(batchEvents)} events`, () => baselineP(cluster, size))
-      await run(`T1, ${size} B, ${fmt(events)} events`, () =>
-        toolkitPublish(cluster, size, {
-          scenario: "T1: toolkit publish per event",
-          driver: drivers.kafkajs,
-          batched: false,
-          total: events
+    for (const s of scenarios) s.topic = await newTopic(cluster, `${s.id}-${s.size}`)
+    const proxy = cluster.proxies?.get(1)?.client
+    let slow = false
+    const setLatency = async (on: boolean) => {
+      if (proxy === undefined || on === slow) return
+      if (on) {
+        await proxy.latency({ latencyMs, direction: "upstream" })
+        await proxy.latency({ latencyMs, direction: "downstream" })
+      } else await proxy.clear()
+      slow = on
+    }
+    const runOnce = async (s: Planned, records: number) => {
+      await setLatency(s.slow)
+      const brokers = s.via === "proxy" ? cluster.proxyBrokers! : cluster.brokers
+      return s.run({ brokers, topic: s.topic, size: s.size, records })
+    }
+    // one small uncounted pass of the Node scenarios first: JIT, broker caches (Java is its own process every time)
+    for (const s of scenarios.filter((s) => !s.id.startsWith("J"))) {
+      await runOnce(s, Math.min(s.records, warmUpRecords))
+    }
+    log("warm-up pass done")
+    const probe = scenarios.find((s) => s.via === "proxy")
+    const roundTripMs: Record<string, number> = {}
+    if (probe !== undefined)
+      for (const on of [false, true]) {
+        await setLatency(on)
+        roundTripMs[on ? `${latencyMs}ms` : "0ms"] = await S.probeRoundTrip(cluster.proxyBrokers!, probe.topic)
+      }
+    log(`one-record send through the proxy, median: ${JSON.stringify(roundTripMs)}`)
+    for (let round = 1; round <= rounds; round++) {
+      for (const s of scenarios) {
+        const m = await runOnce(s, s.records)
+        s.runs.push(m)
+        log(
+          `round ${round}/${rounds} ${s.id} (${s.size} B) ${s.name}: ${fmt(m.recordsPerSecond)} records/s, p99 ${m.latencyMs.p99.toFixed(1)} ms`
+        )
+      }
+    }
+    await setLatency(false)
+    for (const driver of extras ? (["kafkajs", "platformatic"] as const) : []) {
+      log(`${rateSeconds} s at 1,000 events/s, ${driver} driver, own process ...`)
+      rate.push(
+        await ownProcess<RateResult>("bench/latency.bench.ts", {
+          KAFKA_BROKERS: cluster.bootstrap,
+          LATENCY_TOPIC: await newTopic(cluster, `rate-${driver}`),
+          LATENCY_DRIVER: driver,
+          RATE_SECONDS: String(rateSeconds)
         })
-      )
-      await run(`T2, ${size} B, ${fmt(batcherEvents)} events`, () =>
-        toolkitPublish(cluster, size, {
-          scenario: "T2: toolkit publish + Batcher (linger 5 ms)",
-          driver: drivers.kafkajs,
-          batched: true,
-          total: batcherEvents
-        })
-      )
-      await run(`T3, ${size} B, ${fmt(batchEvents)} events`, () =>
-        toolkitBatches(cluster, size, "T3: toolkit kafkajs driver, batches of 500", drivers.kafkajs)
-      )
-      await run(`T4, ${size} B, ${fmt(batcherEvents)} events`, () =>
-        toolkitPublish(cluster, size, {
-          scenario: "T4: toolkit publish + Batcher, platformatic driver",
-          driver: drivers.platformatic,
-          batched: true,
-          total: batcherEvents
-        })
-      )
-      await run(`T5, ${size} B, ${fmt(batchEvents)} events`, () =>
-        toolkitBatches(cluster, size, "T5: toolkit platformatic driver, batches of 500", drivers.platformatic)
       )
     }
-    for (const name of Object.keys(drivers) as Array<keyof typeof drivers>) {
-      await run(`L (${name}), ${rateSeconds} s at 1,000 events/s, own process`, () =>
-        steadyRate(cluster, `L: publish + Batcher at 1,000/s, ${name} driver`, name)
-      )
-    }
-    // 10,000 in flight fills the Batcher's queue (maxQueued); 1,000 still keeps two batches of 500 ahead
-    const memoryRuns = [
-      ["kafkajs", 10_000],
-      ["platformatic", 10_000],
-      ["kafkajs", 1_000]
-    ] as const
-    for (const [driver, concurrency] of memoryRuns) {
-      log(`memory: ${fmt(memoryEvents)} events, ${fmt(concurrency)} in flight, ${driver} driver, own process ...`)
-      const m = await memoryBenchmark(cluster, driver, concurrency)
-      log(`memory (${driver}): peak RSS ${m.peakRssMb} MB, heap ${m.peakHeapMb} MB, ${m.seconds.toFixed(1)} s`)
+    // 10,000 in flight fills the Batcher's queue (maxQueued)
+    for (const driver of extras ? (["kafkajs", "platformatic"] as const) : []) {
+      log(`memory: ${fmt(memoryEvents)} events, 10,000 in flight, ${driver} driver, own process ...`)
+      const m = await ownProcess<MemoryResult>("bench/memory.bench.ts", {
+        KAFKA_BROKERS: cluster.bootstrap,
+        MEMORY_TOPIC: await newTopic(cluster, `memory-${driver}`),
+        MEMORY_DRIVER: driver,
+        MEMORY_EVENTS: String(memoryEvents),
+        MEMORY_CONCURRENCY: "10000"
+      })
+      log(`memory (${driver}): peak RSS ${m.peakRssMb} MB, ${m.seconds.toFixed(1)} s`)
       memory.push(m)
     }
-    write(results, memory)
-    await transactionsBenchmark(cluster)
+    const results: BenchResults = {
+      machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 1073741824)} GiB, Node ${process.version}, Kafka ${kafkaVersionFromEnv()} (1 broker, loopback)`,
+      command: quick ? "BENCH_QUICK=1 npm run bench" : "npm run bench",
+      settings: { rounds, events, batchEvents, javaRecords, latencyEvents, callers, rateSeconds, memoryEvents },
+      scenarios: scenarios.map(({ id, name, size, against, section, runs }) => ({
+        id,
+        name,
+        size,
+        against,
+        section,
+        runs
+      })),
+      latencyProblem,
+      roundTripMs,
+      rate,
+      memory,
+      importTable: extras ? await importTable() : "not run (BENCH_ONLY)",
+      wallSeconds: (performance.now() - started) / 1000,
+      finishedAt: new Date().toISOString()
+    }
+    console.log(writeResults(results))
+    for (const s of scenarios) log(`${s.id} ${s.size} B median ${fmt(rates(s).median)} records/s`)
+    if (transactions) {
+      log("transactions of 1, 10 and 100 records vs publishAll vs Java, own process ...")
+      await execFileAsync(process.execPath, [...process.execArgv, "bench/transactions.bench.ts"], {
+        env: { ...process.env, KAFKA_BROKERS: cluster.bootstrap, BENCH_COMMAND: "npm run bench" },
+        maxBuffer: 16 * 1024 * 1024
+      })
+    }
+    log(`done in ${((performance.now() - started) / 60000).toFixed(1)} min`)
   } finally {
     await cluster.stop()
   }
 }
 
-const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`
-
-/** Each goal of the performance issue, with the figure that decides it. */
-const goals = (results: ReadonlyArray<Result>, memory: ReadonlyArray<MemoryResult>) => {
-  const rate = (prefix: string, size: number) =>
-    results.find((r) => r.scenario.startsWith(prefix) && r.size === size)?.recordsPerSecond ?? Number.NaN
-  const lines: Array<string> = []
-  const goal = (text: string, value: number, target: number, shown: string) =>
-    lines.push(`| ${text} | ${shown} | ${value >= target ? "met" : "not met"} |`)
-  for (const size of sizes) {
-    goal(
-      `${size} B: toolkit kafkajs driver vs raw kafkajs, same batches (T3 / B) >= 0.95x`,
-      rate("T3:", size) / rate("B:", size),
-      0.95,
-      ratio(rate("T3:", size), rate("B:", size))
-    )
-    goal(
-      `${size} B: toolkit platformatic driver vs raw platformatic, same batches (T5 / P) >= 0.95x`,
-      rate("T5:", size) / rate("P:", size),
-      0.95,
-      ratio(rate("T5:", size), rate("P:", size))
-    )
-    const batcher = Math.max(rate("T2:", size), rate("T4:", size))
-    goal(
-      `${size} B: toolkit with the Batcher vs A (best of T2, T4) >= 5x`,
-      batcher / rate("A:", size),
-      5,
-      ratio(batcher, rate("A:", size))
-    )
-    const best = Math.max(...["T1:", "T2:", "T3:", "T4:", "T5:"].map((p) => rate(p, size)))
-    goal(
-      `${size} B: best toolkit configuration vs the Java producer (C) >= 0.5x`,
-      best / rate("C:", size),
-      0.5,
-      ratio(best, rate("C:", size))
-    )
-  }
-  for (const r of results.filter((r) => r.scenario.startsWith("L:"))) {
-    goal(
-      `p99 at 1,000 events/s, Batcher default linger, ${r.scenario.split(", ")[1]} <= 10 ms`,
-      10 - r.latencyMs.p99,
-      0,
-      `${r.latencyMs.p99.toFixed(2)} ms`
-    )
-  }
-  for (const m of memory) {
-    goal(
-      `${fmt(m.events)} events, ${fmt(m.concurrency)} in flight, ${m.driver} driver: peak RSS < 300 MB`,
-      300 - m.peakRssMb,
-      1e-9,
-      `${m.peakRssMb} MB`
-    )
-  }
-  return lines
+/** `--report-only`: rewrites latest.md and latest.png from latest.json (a report's layout changed, no new run). */
+const reportOnly = () => {
+  const b = JSON.parse(fs.readFileSync("bench/results/latest.json", "utf8")) as BenchResults
+  console.log(writeResults(b))
 }
 
-const write = (results: ReadonlyArray<Result>, memory: ReadonlyArray<MemoryResult>) => {
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 1073741824)} GiB, Node ${process.version}, Kafka ${kafkaVersionFromEnv()} (1 broker, loopback)`
-  const rate = (scenario: string, size: number) =>
-    results.find((r) => r.scenario.startsWith(scenario) && r.size === size)?.recordsPerSecond ?? Number.NaN
-  const rows = results.map((r) => {
-    const a = rate("A:", r.size)
-    const c = rate("C:", r.size)
-    return `| ${r.scenario} | ${r.size} | ${fmt(r.records)} | ${fmt(r.recordsPerSecond)} | ${r.mbPerSecond} | ${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p95.toFixed(2)} / ${r.latencyMs.p99.toFixed(2)} / ${r.latencyMs.max.toFixed(2)} | ${r.peakRssMb || "-"} | ${ratio(r.recordsPerSecond, a)} | ${ratio(r.recordsPerSecond, c)} | ${r.note ?? ""} |`
-  })
-  const memoryRows = memory.map(
-    (m) =>
-      `| ${m.driver} | ${fmt(m.concurrency)} | ${fmt(m.events)} | ${fmt(m.delivered)} | ${m.seconds.toFixed(1)} | ${fmt(Math.round(m.events / m.seconds))} | ${m.peakRssMb} | ${m.peakHeapMb} |`
-  )
-  const md = `# Publishing benchmark
-
-Machine: ${machine}. acks=all, idempotence on, 6 partitions; ${fmt(events)} events per per-event scenario, ${fmt(batcherEvents)} with the Batcher, ${fmt(batchEvents)} in pre-built batches (C: ${fmt(batchEvents * 2)}).
-Command: \`npm run bench\` (${new Date().toISOString()}).
-
-| scenario | bytes | records | records/s | MB/s | latency ms p50 / p95 / p99 / max | peak RSS MB | vs A | vs C | note |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-${rows.join("\n")}
-
-Peak RSS above is this Node process's (it holds every scenario run so far); the Java baseline runs in its own JVM.
-
-## Memory: ${fmt(memoryEvents)} events offered as fast as the API accepts them (Publisher + Batcher), each driver in a process of its own
-
-| driver | in flight | events | delivered | seconds | records/s | peak RSS MB | peak heap MB |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-${memoryRows.join("\n")}
-
-## Goals
-
-| goal | measured | |
-| --- | --- | --- |
-${goals(results, memory).join("\n")}
-`
-  fs.mkdirSync("bench/results", { recursive: true })
-  fs.writeFileSync("bench/results/latest.md", md)
-  fs.writeFileSync(
-    "bench/results/latest.json",
-    `${JSON.stringify({ machine, events, batcherEvents, batchEvents, callers, results, memory }, null, 2)}\n`
-  )
-  const bars: Array<Bar> = results.map((r) => ({
-    label: `${r.scenario.split(":")[0]} ${r.size} B ${r.scenario.split(":")[1]?.trim().slice(0, 34) ?? ""}`,
-    value: r.recordsPerSecond,
-    note: `${fmt(r.recordsPerSecond)}/s, p99 ${r.latencyMs.p99.toFixed(1)} ms`
-  }))
-  fs.writeFileSync("bench/results/latest.png", barChartPng("records/s, acks=all, idempotence on", machine, bars))
-  console.log(md)
-}
-
-main().catch((error) => {
+;(process.argv.includes("--report-only") ? Promise.resolve().then(reportOnly) : main()).catch((error) => {
   console.error(error)
   process.exit(1)
 })
