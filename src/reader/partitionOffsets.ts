@@ -38,11 +38,21 @@ type ClusterFactory = (options: { allowAutoTopicCreation: boolean; isolationLeve
 
 const READ_UNCOMMITTED = 0
 
-const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
+/**
+ * The key of the `Kafka` instance's private cluster factory, which each of its clients (consumer, admin) calls
+ * for its cluster; throws when this kafkajs version has none.
+ */
+export const clusterFactoryKey = (kafka: KafkaJs.Kafka): symbol => {
   const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster")
   const factory = symbol === undefined ? undefined : (kafka as unknown as Record<symbol, unknown>)[symbol]
-  if (typeof factory !== "function") throw new Error("this kafkajs version has no cluster factory (expected 2.2.x)")
-  return factory as ClusterFactory
+  if (symbol === undefined || typeof factory !== "function") {
+    throw new Error("this kafkajs version has no cluster factory (expected 2.2.x)")
+  }
+  return symbol
+}
+
+const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
+  return (kafka as unknown as Record<symbol, ClusterFactory>)[clusterFactoryKey(kafka)] as ClusterFactory
 }
 
 /** A partition's first offset and its high watermark. */
