@@ -13,7 +13,7 @@
  * @module
  */
 import type * as KafkaJs from "kafkajs"
-import { clusterFactoryKey } from "./partitionOffsets.ts"
+import { onEachBroker } from "../kafkajs/brokerHook.ts"
 
 /** An aborted transaction as a fetch answers it: its producer and its first offset. */
 export interface AbortedTransaction {
@@ -74,14 +74,6 @@ interface FetchResponse {
   readonly responses: ReadonlyArray<{ readonly partitions: ReadonlyArray<FetchedPartition> }>
 }
 
-interface Broker {
-  fetch(request: unknown): Promise<FetchResponse>
-}
-
-interface Cluster {
-  findBroker(query: unknown): Promise<Broker>
-}
-
 /**
  * Marks the aborted records of a partition's fetch as kafkajs' control records and empties its aborted list,
  * so kafkajs' filter keeps the rest as it is. kafkajs passes over control records without handing them out but
@@ -95,33 +87,16 @@ const filterPartition = (partition: FetchedPartition) => {
   partition.abortedTransactions = []
 }
 
-const filtered = new WeakSet<Broker>()
-
-const filteringFetches = (broker: Broker): Broker => {
-  if (filtered.has(broker)) return broker
-  const fetch = broker.fetch.bind(broker)
-  broker.fetch = async (request) => {
-    const response = await fetch(request)
-    for (const topic of response.responses) for (const partition of topic.partitions) filterPartition(partition)
-    return response
-  }
-  filtered.add(broker)
-  return broker
-}
-
 /**
  * Makes every client that `kafka` creates from now on filter the aborted records of its fetches with
- * `abortedOffsets`, through the instance's private cluster factory (as `partitionOffsets` reads the high
- * watermarks; kafkajs 2.2.4 is its last release): each broker the cluster finds answers fetches filtered.
+ * `abortedOffsets`: each broker its cluster uses answers fetches filtered (see `onEachBroker`).
  */
-export const filterAbortedRecords = (kafka: KafkaJs.Kafka): void => {
-  const key = clusterFactoryKey(kafka)
-  const slots = kafka as unknown as Record<symbol, (options: unknown) => Cluster>
-  const create = slots[key]!
-  slots[key] = (options) => {
-    const cluster = create(options)
-    const findBroker = cluster.findBroker.bind(cluster)
-    cluster.findBroker = async (query) => filteringFetches(await findBroker(query))
-    return cluster
-  }
-}
+export const filterAbortedRecords = (kafka: KafkaJs.Kafka): void =>
+  onEachBroker(kafka, (broker) => {
+    const fetch = (broker.fetch as (request: unknown) => Promise<FetchResponse>).bind(broker)
+    broker.fetch = async (request: unknown) => {
+      const response = await fetch(request)
+      for (const topic of response.responses) for (const partition of topic.partitions) filterPartition(partition)
+      return response
+    }
+  })

@@ -12,6 +12,7 @@
  * @module
  */
 import type * as KafkaJs from "kafkajs"
+import { clusterFactoryKey } from "../kafkajs/brokerHook.ts"
 
 interface PartitionOffset {
   readonly partition: number
@@ -37,19 +38,6 @@ interface Cluster {
 type ClusterFactory = (options: { allowAutoTopicCreation: boolean; isolationLevel: number }) => Cluster
 
 const READ_UNCOMMITTED = 0
-
-/**
- * The key of the `Kafka` instance's private cluster factory, which each of its clients (consumer, admin) calls
- * for its cluster; throws when this kafkajs version has none.
- */
-export const clusterFactoryKey = (kafka: KafkaJs.Kafka): symbol => {
-  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster")
-  const factory = symbol === undefined ? undefined : (kafka as unknown as Record<symbol, unknown>)[symbol]
-  if (symbol === undefined || typeof factory !== "function") {
-    throw new Error("this kafkajs version has no cluster factory (expected 2.2.x)")
-  }
-  return symbol
-}
 
 const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
   return (kafka as unknown as Record<symbol, ClusterFactory>)[clusterFactoryKey(kafka)] as ClusterFactory
