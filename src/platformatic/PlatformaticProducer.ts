@@ -372,8 +372,10 @@ const quickRetries = 2
  * after 20 ms twice, as the Java client does (`internal/concurrentTransactions.ts`), then with the usual
  * backoff from its first step (the client counts these retries in `retries`, so the quick ones shorten the
  * longest wait for a busy coordinator by about the last step). Every other error waits as before.
+ *
+ * @internal
  */
-const quickAddPartitionsRetry =
+export const quickAddPartitionsRetry =
   (usual: (client: unknown, operation: string, attempt: number) => number) =>
   (client: unknown, operation: string, attempt: number, _retries: number, error: Error): number => {
     if (operation !== "addPartitionsToTransaction" || findErrorBy(error, "apiId", errorName) === null) {
