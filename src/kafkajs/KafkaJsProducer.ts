@@ -50,6 +50,7 @@ import {
   transactionTimeoutOf
 } from "../TransactionalProducer.ts"
 import { codecFor } from "./compressionCodecs.ts"
+import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
 import { toPublishError } from "./KafkaJsErrors.ts"
 
 export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
@@ -422,6 +423,8 @@ export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionCo
  * `transactionalId`), disconnects when the scope closes. Idempotent, acks=all and one request in flight, as kafkajs requires for transactions. Its
  * errors are classified as the driver's sends are (`KafkaJsErrors`): PRODUCER_FENCED / INVALID_PRODUCER_EPOCH
  * Fatal ProducerFenced, CONCURRENT_TRANSACTIONS / COORDINATOR_LOAD_IN_PROGRESS Retriable CoordinatorBusy.
+ * An AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS (the previous transaction's markers still being
+ * written) is retried after 20 ms first, as the Java client does (`concurrentTransactions.ts`).
  *
  * kafkajs leaves a producer whose commit or abort failed in its COMMITTING / ABORTING state for good: it
  * allows neither a second try nor a new transaction ("Cannot call beginTransaction in state COMMITTING").
@@ -438,6 +441,7 @@ export const makeTransactional = (
     const partitioner = stickyPartitioner()
     const context = { autoCreateTopics: settings.autoCreateTopics }
     const kafka = new kafkajs.Kafka(kafkaOptions(config))
+    retryAddPartitionsQuickly(kafka)
     const newProducer = () =>
       kafka.producer({
         transactionalId: config.transactionalId,

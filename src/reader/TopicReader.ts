@@ -14,6 +14,7 @@
 import { Data, Duration, Effect, Schedule } from "effect"
 import type * as KafkaJs from "kafkajs"
 import type { ProducerConfig } from "../ProducerConfig.ts"
+import { filterAbortedRecords } from "./abortedRecords.ts"
 import { partitionOffsets } from "./partitionOffsets.ts"
 import type { Skipped } from "./TopicAudit.ts"
 
@@ -266,6 +267,8 @@ const subscribed = (kafka: KafkaJs.Kafka, options: Options) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
+        // kafkajs' own read_committed filter lets aborted records through (see abortedRecords.ts)
+        if (options.isolation !== "read_uncommitted") filterAbortedRecords(kafka)
         const consumer = kafka.consumer({
           groupId: `reader-${options.topic}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
           readUncommitted: options.isolation === "read_uncommitted"

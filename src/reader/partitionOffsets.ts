@@ -12,6 +12,7 @@
  * @module
  */
 import type * as KafkaJs from "kafkajs"
+import { clusterFactoryKey } from "../kafkajs/brokerHook.ts"
 
 interface PartitionOffset {
   readonly partition: number
@@ -39,10 +40,7 @@ type ClusterFactory = (options: { allowAutoTopicCreation: boolean; isolationLeve
 const READ_UNCOMMITTED = 0
 
 const clusterFactoryOf = (kafka: KafkaJs.Kafka): ClusterFactory => {
-  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster")
-  const factory = symbol === undefined ? undefined : (kafka as unknown as Record<symbol, unknown>)[symbol]
-  if (typeof factory !== "function") throw new Error("this kafkajs version has no cluster factory (expected 2.2.x)")
-  return factory as ClusterFactory
+  return (kafka as unknown as Record<symbol, ClusterFactory>)[clusterFactoryKey(kafka)] as ClusterFactory
 }
 
 /** A partition's first offset and its high watermark. */
