@@ -4,6 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ProtocolError, ResponseError } from "@platformatic/kafka"
 import type * as KafkaJs from "kafkajs"
+import { vi } from "vitest"
 import { retryAddPartitionsQuickly } from "../../src/kafkajs/concurrentTransactions.ts"
 import { quickAddPartitionsRetry } from "../../src/platformatic/PlatformaticProducer.ts"
 
@@ -50,16 +51,25 @@ describe("kafkajs: AddPartitionsToTxn hook", () => {
     return (await create().findBroker()) as { addPartitionsToTxn: () => Promise<unknown> }
   }
 
-  it("CONCURRENT_TRANSACTIONS three times: retried after about 20 ms each, then it succeeds", async () => {
+  // fake timers: the waits are checked by the clock they ask for, not by how long the machine took
+  it("CONCURRENT_TRANSACTIONS three times: retried after 20 ms each, then it succeeds", async () => {
     const { add, calls } = failing("CONCURRENT_TRANSACTIONS", 3)
     const { kafka } = fakeKafka(add)
     retryAddPartitionsQuickly(kafka)
     const broker = await brokerOf(kafka)
-    const started = Date.now()
-    assert.strictEqual(await broker.addPartitionsToTxn(), "added")
-    const took = Date.now() - started
-    assert.strictEqual(calls(), 4)
-    assert.isTrue(took >= 55 && took < 250, `took ${took} ms (3 usual waits would be 300 ms)`)
+    vi.useFakeTimers()
+    try {
+      const answer = broker.addPartitionsToTxn()
+      await vi.advanceTimersByTimeAsync(19)
+      assert.strictEqual(calls(), 1, "no retry before 20 ms")
+      await vi.advanceTimersByTimeAsync(1)
+      assert.strictEqual(calls(), 2)
+      await vi.advanceTimersByTimeAsync(40)
+      assert.strictEqual(calls(), 4, "three retries in 60 ms (the usual waits would be 100, 200, 400 ms)")
+      assert.strictEqual(await answer, "added")
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it("still CONCURRENT_TRANSACTIONS after 5 quick retries: the error goes on to kafkajs' own retry", async () => {
