@@ -496,19 +496,27 @@ export const makeTransactional = (
           })
         )
       )
+    // One send at a time, each to its end, as for the idempotent producer: kafkajs locks per broker, not per
+    // partition, and takes back a failed request's sequence numbers, so two sends in flight across a leader
+    // change (the Publisher's retries inside a transaction run concurrently) could reuse or skip numbers.
+    const sends = SendQueue.make(true)
     const handleFor = (transaction: kafkajs.Transaction): TransactionHandle => ({
       send: (records) =>
         Effect.suspend(() => {
           if (records.length === 0) return Effect.succeed([])
           const batch = toBatch(records, Date.now())
           return Effect.tryPromise({
-            try: () =>
-              transaction.sendBatch({
-                acks: -1,
-                timeout: settings.requestTimeout,
-                compression: settings.compression,
-                topicMessages: batch.topicMessages
-              }),
+            try: (signal) =>
+              sends.run(
+                () =>
+                  transaction.sendBatch({
+                    acks: -1,
+                    timeout: settings.requestTimeout,
+                    compression: settings.compression,
+                    topicMessages: batch.topicMessages
+                  }),
+                signal
+              ),
             catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
           }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
         }),
