@@ -49,7 +49,8 @@
  *   an answer yet get `Retriable` "Unknown" with `ambiguous: true` (they may have been written).
  * - `inFlight` counts records given to `send` and not answered yet (waiting for room, queued, in flight).
  *
- * Hot path: one `Deferred` per `send` call and plain arrays; no per-record effects.
+ * Hot path: plain arrays, and one `Deferred` per `send` call; the `Publisher`'s per-event path skips even
+ * that (it is answered through a callback, `internal/callbackSend.ts`). No per-record effects.
  *
  * @module
  */
@@ -67,6 +68,7 @@ import {
   type Scope,
   Semaphore
 } from "effect"
+import * as CallbackSend from "./internal/callbackSend.ts"
 import { millis, monotonicMillis } from "./internal/duration.ts"
 import { Fifo } from "./internal/fifo.ts"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "./Producer.ts"
@@ -156,11 +158,13 @@ export const make = (options: Options = {}): Effect.Effect<Batcher, never, Produ
     const worker = yield* Effect.forkScoped(work(state, underlying))
     // Registered after the worker's fork, so it runs first (finalizers run in reverse): flush, then stop.
     yield* Effect.addFinalizer(() => close(state, worker))
-    return {
+    const batcher: Batcher & CallbackSend.WithCallbackSend = {
       send: (records) => send(state, records),
+      [CallbackSend.TypeId]: (records, caller) => sendWithCallback(state, records, caller),
       inFlight: Effect.sync(() => state.pending()),
       stats: Effect.sync(() => state.stats())
     }
+    return batcher
   })
 
 /**
@@ -212,7 +216,8 @@ const checkPositive = (name: string, value: number): Effect.Effect<void> =>
 interface Entry {
   readonly records: ReadonlyArray<ProducerRecord>
   readonly bytes: number
-  readonly deferred: Deferred.Deferred<ReadonlyArray<RecordMetadata>, PublishError>
+  /** Gives the caller its answer (completes its `Deferred`, or calls its `onAnswer`). */
+  readonly caller: { readonly onAnswer: (exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>) => void }
   /** Answered after it was sent (a split batch answers its calls part by part). */
   answered: boolean
 }
@@ -321,11 +326,12 @@ class State {
     this.wake.openUnsafe() // someone waits for room: stop lingering
   }
 
-  /** A caller stopped waiting for room: its records were never accepted, so they are not sent. */
-  withdraw(entry: Entry): void {
-    if (!this.waiting.remove(entry)) return // already admitted: it will be sent
+  /** A caller stopped waiting for room: its records were never accepted, so they are not sent (true). */
+  withdraw(entry: Entry): boolean {
+    if (!this.waiting.remove(entry)) return false // already admitted: it will be sent
     this.waitingRecords -= entry.records.length
     this.admitWaiting() // it may have been the big one at the head holding smaller ones back
+    return true
   }
 
   /** Takes the oldest batch for sending (once a slot is free); undefined if the shutdown timeout took it. */
@@ -348,31 +354,39 @@ class State {
     if (entry.answered) return
     entry.answered = true
     this.inFlightRecords -= entry.records.length
-    Deferred.doneUnsafe(entry.deferred, exit)
+    entry.caller.onAnswer(exit)
   }
 }
 
 // --- send: what a caller does ------------------------------------------------------------------------------
+
+const closedError = (records: ReadonlyArray<ProducerRecord>) =>
+  new Fatal({ reason: "Unknown", message: "batcher closed: not accepted, nothing was sent", ...topicOf(records) })
+
+const entryOf = (records: ReadonlyArray<ProducerRecord>, caller: Entry["caller"]): Entry => {
+  let bytes = 0
+  for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
+  return { records, bytes, caller, answered: false }
+}
+
+/** Accepts the call into a batch when there is room (true); otherwise it is not queued yet. */
+const tryEnqueue = (state: State, entry: Entry): boolean => {
+  if (state.waiting.size !== 0 || !state.hasRoom(entry.records.length)) return false
+  state.enqueue(entry) // accepted: sent whatever the caller does next
+  return true
+}
 
 const send = (
   state: State,
   records: ReadonlyArray<ProducerRecord>
 ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
   Effect.suspend(() => {
-    if (state.closing) {
-      return Effect.fail(
-        new Fatal({ reason: "Unknown", message: "batcher closed: not accepted, nothing was sent", ...topicOf(records) })
-      )
-    }
+    if (state.closing) return Effect.fail(closedError(records))
     if (records.length === 0) return Effect.succeed([])
-    let bytes = 0
-    for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
-    const entry: Entry = { records, bytes, deferred: Deferred.makeUnsafe(), answered: false }
-    if (state.waiting.size === 0 && state.hasRoom(records.length)) {
-      state.enqueue(entry) // accepted: sent whatever the caller does next
-      return Deferred.await(entry.deferred)
-    }
-    return waitForRoom(state, entry)
+    const deferred = Deferred.makeUnsafe<ReadonlyArray<RecordMetadata>, PublishError>()
+    const entry = entryOf(records, { onAnswer: (exit) => Deferred.doneUnsafe(deferred, exit) })
+    if (tryEnqueue(state, entry)) return Deferred.await(deferred)
+    return waitForRoom(state, entry, deferred)
   })
 
 /**
@@ -380,13 +394,37 @@ const send = (
  * interruption landing in between (the fiber may yield between any two steps) would leave records queued
  * that their caller had abandoned; now it is seen only while waiting, and withdraws them.
  */
-const waitForRoom = (state: State, entry: Entry): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+const waitForRoom = (
+  state: State,
+  entry: Entry,
+  deferred: Deferred.Deferred<ReadonlyArray<RecordMetadata>, PublishError>
+): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
   Effect.uninterruptibleMask((restore) => {
     state.wait(entry)
-    return restore(Deferred.await(entry.deferred)).pipe(
-      Effect.onInterrupt(() => Effect.sync(() => state.withdraw(entry)))
-    )
+    return restore(Deferred.await(deferred)).pipe(Effect.onInterrupt(() => Effect.sync(() => state.withdraw(entry))))
   })
+
+/** `send` answering through a callback: the same queue, room and answers, without an Effect. */
+const sendWithCallback = (
+  state: State,
+  records: ReadonlyArray<ProducerRecord>,
+  caller: CallbackSend.Caller
+): CallbackSend.Cancel => {
+  if (state.closing) {
+    caller.onAnswer(Exit.fail(closedError(records)))
+    return notWithdrawn
+  }
+  if (records.length === 0) {
+    caller.onAnswer(Exit.succeed([]))
+    return notWithdrawn
+  }
+  const entry = entryOf(records, caller)
+  if (tryEnqueue(state, entry)) return notWithdrawn
+  state.wait(entry)
+  return () => state.withdraw(entry)
+}
+
+const notWithdrawn: CallbackSend.Cancel = () => false
 
 // --- the worker: when a batch leaves ------------------------------------------------------------------------
 
@@ -593,7 +631,7 @@ const abandon = (state: State): void => {
   const notSent = Exit.fail(
     new Fatal({ reason: "Unknown", message: "batcher closed: shutdown timeout passed before it was sent" })
   )
-  for (const entry of left) Deferred.doneUnsafe(entry.deferred, notSent)
+  for (const entry of left) entry.caller.onAnswer(notSent)
   for (const batch of [...state.inFlightBatches]) {
     state.inFlightBatches.delete(batch)
     state.batchesFailed++

@@ -33,15 +33,18 @@
  * @module
  */
 import {
-  type Clock,
+  Cause,
+  Clock,
   Context,
   Duration,
   Effect,
   Exit,
   Fiber,
   FiberSet,
+  Latch,
   Layer,
   type Option,
+  References,
   Result,
   Schedule,
   type Scope,
@@ -53,6 +56,7 @@ import { defaults as batcherDefaults, batchOverhead, estimatedSize } from "./Bat
 import { CircuitBreaker, CircuitOpen } from "./CircuitBreaker.ts"
 import * as DeadLetter from "./DeadLetter.ts"
 import { Health, type Outcome } from "./Health.ts"
+import * as CallbackSend from "./internal/callbackSend.ts"
 import * as Deadlines from "./internal/deadlines.ts"
 import { monotonicMillis } from "./internal/duration.ts"
 import * as PublisherMetrics from "./observability/PublisherMetrics.ts"
@@ -179,16 +183,25 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
     // Made before the lifecycle: finalizers run in reverse, so the deadlines still fire during the drain.
     const deadlines = yield* Deadlines.make(settings.deliveryTimeout)
     const lifecycle = yield* makeLifecycle(settings.shutdownTimeout)
-    const deliver = makeDeliver({ settings, producer, send: guardedSend(producer, breaker), deadlines, metrics })
-    const observed = makeObserved({ deliver, metrics, health })
-    const publishRecord = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
-      lifecycle.accept(record.topic, observed(record))
+    const send = guardedSend(producer, breaker)
+    const observed = makeObserved({ metrics, health })
+    const publishRecord = makePerEvent({
+      settings,
+      producer,
+      send,
+      sendNow: CallbackSend.of(producer, send),
+      deadlines,
+      metrics,
+      health,
+      lifecycle,
+      observed
+    })
     const publish = <A, I>(topic: Topic.Topic<A, I>, event: A): Effect.Effect<Receipt, PublishFailure> =>
       Effect.flatMap(Topic.encode(topic, event), publishRecord)
     const bulk = makeBulk({
       settings,
       producer,
-      send: guardedSend(producer, breaker),
+      send,
       deadlines,
       metrics,
       lifecycle,
@@ -256,48 +269,84 @@ const guardedSend = (producer: Producer, breaker: Option.Option<CircuitBreaker>)
 interface Lifecycle {
   /** Runs an accepted publish in a fiber the publisher owns, or refuses it once closing has begun. */
   readonly accept: <A, E>(topic: string, publish: Effect.Effect<A, E>) => Effect.Effect<A, E | PublisherClosed>
+  /**
+   * Registers an accepted publish that runs without a fiber of its own (the per-event path), in the same
+   * synchronous step as the check: false once closing has begun (refused).
+   */
+  readonly admit: (publish: Admitted) => boolean
+  /** An admitted publish ended. */
+  readonly release: (publish: Admitted) => void
+  /** Whether closing has begun. */
+  readonly isClosed: () => boolean
+}
+
+/** A publish admitted without a fiber: what the shutdown timeout does to it. */
+interface Admitted {
+  /** Ends it at once (the shutdown timeout passed): its caller is answered with an interruption. */
+  readonly abandon: () => void
 }
 
 /**
- * Accepted publishes run in a `FiberSet` owned by the publisher: the caller's interruption does not cut
- * them off. Closing sets `closed` (the one check of the publisher), then waits up to `shutdownTimeout` for
- * them; the `FiberSet`'s own finalizer then interrupts what is left.
+ * Accepted publishes run in a `FiberSet` owned by the publisher (bulk calls), or without a fiber, registered
+ * in `admitted` (single publishes): the caller's interruption cuts off neither. Closing sets `closed` (the one
+ * check of the publisher), then waits up to `shutdownTimeout` for both; past it, the `FiberSet`'s own
+ * finalizer interrupts what is left and the admitted publishes are abandoned.
  */
 const makeLifecycle = (shutdownTimeout: Duration.Duration): Effect.Effect<Lifecycle, never, Scope.Scope> =>
   Effect.gen(function* () {
     const accepted = yield* FiberSet.make<unknown, unknown>()
+    const admitted = new Set<Admitted>()
+    const noneAdmitted = Latch.makeUnsafe(false) // opened when closing finds or leaves `admitted` empty
     let closed = false
     yield* Effect.addFinalizer(() => {
       closed = true
-      return drain(accepted, shutdownTimeout)
+      if (admitted.size === 0) noneAdmitted.openUnsafe()
+      return drain(accepted, admitted, noneAdmitted, shutdownTimeout)
     })
     // The check and the fork are one synchronous step: no publish can pass the check and then find the set
     // closed (interrupted, not refused), or join it after the drain looked.
     const accept = <A, E>(topic: string, publish: Effect.Effect<A, E>): Effect.Effect<A, E | PublisherClosed> =>
       Effect.withFiber<A, E | PublisherClosed>((caller) => {
-        if (closed) {
-          return Effect.fail(new PublisherClosed({ topic, message: "the publisher is shutting down: not accepted" }))
-        }
+        if (closed) return Effect.fail(refused(topic))
         const fiber = Effect.runForkWith(caller.context)(publish) // starts at once, as FiberSet.run does
         FiberSet.addUnsafe(accepted, fiber)
         return Fiber.join(fiber)
       })
-    return { accept }
+    const admit = (publish: Admitted): boolean => {
+      if (closed) return false
+      admitted.add(publish)
+      return true
+    }
+    const release = (publish: Admitted): void => {
+      if (admitted.delete(publish) && closed && admitted.size === 0) noneAdmitted.openUnsafe()
+    }
+    return { accept, admit, release, isClosed: () => closed }
   })
 
+const refused = (topic: string) =>
+  new PublisherClosed({ topic, message: "the publisher is shutting down: not accepted" })
+
 /** Waits for accepted publishes, at most `timeout`; logs what it waits for and what it gives up on. */
-const drain = (accepted: FiberSet.FiberSet<unknown, unknown>, timeout: Duration.Duration) =>
+const drain = (
+  accepted: FiberSet.FiberSet<unknown, unknown>,
+  admitted: Set<Admitted>,
+  noneAdmitted: Latch.Latch,
+  timeout: Duration.Duration
+) =>
   Effect.gen(function* () {
-    const pending = yield* FiberSet.size(accepted)
+    const pending = (yield* FiberSet.size(accepted)) + admitted.size
     if (pending === 0) return
     yield* Effect.logInfo("publisher closing: waiting for accepted publishes").pipe(
       Effect.annotateLogs({ inFlight: pending })
     )
-    const drained = yield* FiberSet.awaitEmpty(accepted).pipe(Effect.timeoutOption(timeout))
+    const drained = yield* Effect.andThen(FiberSet.awaitEmpty(accepted), noneAdmitted.await).pipe(
+      Effect.timeoutOption(timeout)
+    )
     if (drained._tag === "None") {
       yield* Effect.logError("publisher shutdown timeout: interrupting publishes still in flight").pipe(
-        Effect.annotateLogs({ inFlight: yield* FiberSet.size(accepted) })
+        Effect.annotateLogs({ inFlight: (yield* FiberSet.size(accepted)) + admitted.size })
       )
+      for (const publish of [...admitted]) publish.abandon()
     }
   })
 
@@ -317,22 +366,6 @@ interface Tally {
   /** An attempt failed ambiguously (or was marked so): the record may be in the topic. */
   possiblyDelivered: boolean
 }
-
-/** Sends a record, retries it, bounds it by the delivery timeout, and dead-letters what fails. */
-const makeDeliver =
-  (deps: DeliverDeps) =>
-  (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> => {
-    const tally: Tally = { attempts: 0, possiblyDelivered: false }
-    const { deliveryTimeout, deadLetter } = deps.settings
-    const bounded = deps.deadlines.bound(sendRetried(deps, record, tally), () =>
-      Effect.fail(deliveryTimedOut(record.topic, deliveryTimeout))
-    )
-    const delivered = Effect.map(bounded, ([metadata]) => deliveredReceipt(metadata!, tally))
-    // whatever stopped the retries, the failure says when an earlier attempt may have written the record
-    const marked = Effect.mapError(delivered, (error) => (tally.possiblyDelivered ? markFailure(error) : error))
-    if (deadLetter === false) return marked
-    return DeadLetter.recover(deps.producer, record, () => tally, deadLetter)(marked)
-  }
 
 /**
  * The attempts. Most publishes succeed at the first one, so the retry schedule (and the state it builds for
@@ -421,43 +454,22 @@ const markFailure = <E extends PublishError | CircuitOpen>(error: E): E =>
 // --- observation: span, trace headers, metrics, health, logs ------------------------------------------------
 
 interface ObserveDeps {
-  readonly deliver: (record: ProducerRecord) => Effect.Effect<Receipt, PublishFailure>
   readonly metrics: PublisherMetrics.Recorder
   readonly health: Option.Option<Health>
 }
 
 /**
- * One PRODUCER span per publish ("send <topic>", OpenTelemetry messaging conventions) whose context is
- * written into the record headers (see `TraceContext` for a record that brings its own), plus the metrics
- * and health. Retries show as span events (their log lines). Also counts the publishes in flight.
- *
- * `useSpan` and `ParentSpan` rather than `Effect.withSpan`: the span is the current one all the same
- * (log lines, the dead-letter span and the driver's spans hang under it), but `withSpan` also captures a
- * stack trace (an `Error`) on every call and pushes a stack frame that only points into this file: more
- * CPU time than the rest of the span, and about 1 KB of the memory each waiting publish holds.
+ * What publishes leave behind: the count of publishes in flight, and for a bulk call its span, metrics,
+ * health and logs. A single publish's span and outcome are kept by the per-event path (`makePerEvent`),
+ * which uses the same `finished`.
  */
 const makeObserved = (deps: ObserveDeps) => {
   // counted here, not read off the FiberSet: a publish that completes at once is never seen in the set
   let inFlight = 0
-  const timed = (record: ProducerRecord, span: Tracer.Span, carried: TraceContext.Carried | undefined) =>
-    Effect.clockWith((clock) => {
-      const started = monotonicMillis(clock) // a duration: monotonic, whatever the wall clock does
-      const traced = { ...record, headers: TraceContext.propagate(record.headers, span, carried) }
-      inFlight++
-      return Effect.andThen(
-        deps.metrics.setInFlight(inFlight),
-        Effect.onExit(deps.deliver(traced), (exit) => {
-          inFlight--
-          const seconds = (monotonicMillis(clock) - started) / 1000
-          return Effect.andThen(deps.metrics.setInFlight(inFlight), finished(deps, record, span, exit, seconds))
-        })
-      )
-    })
-  const observed = (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> => {
-    const carried = TraceContext.carried(record.headers)
-    return Effect.useSpan(`send ${record.topic}`, spanOptions(record, carried), (span) =>
-      Effect.provideService(timed(record, span, carried), Tracer.ParentSpan, span)
-    )
+  /** Counts publishes in and out, and sets the gauge: for code outside an Effect. */
+  const countUnsafe = (delta: number, context: Context.Context<never>) => {
+    inFlight += delta
+    deps.metrics.unsafe.setInFlight(inFlight, context)
   }
   const count = (delta: number) =>
     Effect.suspend(() => {
@@ -503,7 +515,7 @@ const makeObserved = (deps: ObserveDeps) => {
   /** Metrics, health and logs of one record of a bulk call (no span of its own). */
   const finish = (record: ProducerRecord, exit: Exit.Exit<Receipt, PublishFailure>, seconds: number) =>
     finished(deps, record, undefined, exit, seconds)
-  return Object.assign(observed, { inFlight: Effect.sync(() => inFlight), bulk, finish })
+  return { inFlight: Effect.sync(() => inFlight), countUnsafe, bulk, finish }
 }
 
 type Observed = ReturnType<typeof makeObserved>
@@ -573,6 +585,241 @@ const finished = (
     Effect.andThen(error?._tag === "DeadLetterFailed" ? logDeadLetterFailed(record, error) : Effect.void),
     Effect.andThen(deps.metrics.failed(record.topic, errorType, seconds))
   )
+}
+
+// --- the per-event path: one accepted publish, without a fiber of its own --------------------------------
+
+interface PerEventDeps extends DeliverDeps {
+  /** `send` answering through a callback: the Batcher's own, else `send` in a fiber per call. */
+  readonly sendNow: CallbackSend.CallbackSend
+  readonly health: Option.Option<Health>
+  readonly lifecycle: Lifecycle
+  readonly observed: Observed
+}
+
+/** Where a per-event publish is. */
+const Phase = {
+  /** The first attempt is out (most publishes end here: delivered). */
+  FirstAttempt: 0,
+  /** It failed: the retries run in a fiber (`fiber`). */
+  Retrying: 1,
+  /** The retries are over; the dead-letter write runs in a fiber. */
+  Settling: 2,
+  Done: 3
+} as const
+type Phase = (typeof Phase)[keyof typeof Phase]
+
+/**
+ * One accepted publish. It is its own deadline node (`Deadlines.Tracked`) and its own retry tally, so
+ * accepting a publish allocates this object, the traced record and the span, and nothing else.
+ */
+class SinglePublish implements Deadlines.Tracked, Tally, CallbackSend.Caller {
+  deadline = BigInt(0)
+  prev: Deadlines.Tracked | undefined = undefined
+  next: Deadlines.Tracked | undefined = undefined
+  attempts = 1
+  possiblyDelivered = false
+  phase: Phase = Phase.FirstAttempt
+  /** Withdraws the first attempt from the Batcher while it waits for room. */
+  cancel: CallbackSend.Cancel | undefined = undefined
+  /** The retries, or the settling, when they run. */
+  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  private spanContext: Context.Context<never> | undefined = undefined
+  readonly path: PerEventPath
+  /** The record as given (its topic and key for metrics and logs). */
+  readonly record: ProducerRecord
+  /** The record as sent: with the span's trace context in its headers. */
+  readonly traced: ProducerRecord
+  readonly span: Tracer.Span
+  readonly caller: Fiber.Fiber<unknown, unknown>
+  readonly clock: Clock.Clock
+  /** Monotonic ms at acceptance. */
+  readonly started: number
+  readonly resume: (exit: Exit.Exit<Receipt, PublishFailure>) => void
+
+  constructor(
+    path: PerEventPath,
+    record: ProducerRecord,
+    traced: ProducerRecord,
+    span: Tracer.Span,
+    caller: Fiber.Fiber<unknown, unknown>,
+    clock: Clock.Clock,
+    resume: (exit: Exit.Exit<Receipt, PublishFailure>) => void
+  ) {
+    this.path = path
+    this.record = record
+    this.traced = traced
+    this.span = span
+    this.caller = caller
+    this.clock = clock
+    this.started = monotonicMillis(clock)
+    this.resume = resume
+  }
+
+  /** The caller's context with this publish's span as the parent: for what runs as an Effect. */
+  context(): Context.Context<never> {
+    this.spanContext ??= Context.add(this.caller.context, Tracer.ParentSpan, this.span)
+    return this.spanContext
+  }
+
+  onAnswer(answer: CallbackSend.Answer): void {
+    this.path.firstAnswer(this, answer)
+  }
+
+  onDeadline(): void {
+    this.path.timedOut(this)
+  }
+
+  abandon(): void {
+    this.path.abandon(this)
+  }
+}
+
+type PerEventPath = ReturnType<typeof makePerEventPath>
+
+/**
+ * `publishRecord`. An accepted publish runs without a fiber of its own: the record goes to the producer
+ * through a callback (`internal/callbackSend.ts`), the caller waits in `Effect.callback`, and the answer of
+ * the first attempt settles it (span, metrics, health, receipt) in one synchronous step. The guarantees of
+ * an accepted publish come from plain structures instead of a fiber: the caller's interruption only stops
+ * the waiting (the publish goes on); the lifecycle holds it for the shutdown drain; the deadline list
+ * bounds it by the delivery timeout. Only a publish whose first attempt failed gets a fiber, for the
+ * retries and then the dead-letter write: the same effects, schedule, logs and spans as before.
+ */
+const makePerEvent = (deps: PerEventDeps) => {
+  const path = makePerEventPath(deps)
+  return (record: ProducerRecord): Effect.Effect<Receipt, PublishFailure> =>
+    Effect.suspend(() => {
+      if (deps.lifecycle.isClosed()) return Effect.fail(refused(record.topic))
+      const carried = TraceContext.carried(record.headers)
+      return Effect.flatMap(Effect.makeSpan(`send ${record.topic}`, spanOptions(record, carried)), (span) =>
+        Effect.withFiber((caller) =>
+          Effect.callback<Receipt, PublishFailure>((resume) => path.start(record, carried, span, caller, resume))
+        )
+      )
+    })
+}
+
+const makePerEventPath = (deps: PerEventDeps) => {
+  const { settings, deadlines, lifecycle, observed, metrics, health } = deps
+  const { deadLetter, deliveryTimeout } = settings
+
+  const start = (
+    record: ProducerRecord,
+    carried: TraceContext.Carried | undefined,
+    span: Tracer.Span,
+    caller: Fiber.Fiber<unknown, unknown>,
+    resume: (exit: Exit.Exit<Receipt, PublishFailure>) => void
+  ): void => {
+    const clock = caller.getRef(Clock.Clock)
+    const traced = { ...record, headers: TraceContext.propagate(record.headers, span, carried) }
+    const publish = new SinglePublish(path, record, traced, span, caller, clock, resume)
+    // checked again here: closing may have begun while the span was made
+    if (lifecycle.admit(publish)) {
+      observed.countUnsafe(1, caller.context)
+      deadlines.track(publish)
+      publish.cancel = deps.sendNow([traced], publish)
+    } else {
+      endSpan(publish, Exit.fail(refused(record.topic)))
+      resume(Exit.fail(refused(record.topic)))
+    }
+  }
+
+  const firstAnswer = (publish: SinglePublish, answer: CallbackSend.Answer) => {
+    if (publish.phase !== Phase.FirstAttempt) return // timed out or abandoned meanwhile
+    publish.cancel = undefined
+    const failure = Exit.isFailure(answer) ? answer.cause.reasons.find(Cause.isFailReason) : undefined
+    // delivered; or a defect, or interrupted
+    if (failure === undefined) return settled(publish, answer)
+    publish.phase = Phase.Retrying
+    const retries = retryAfter(deps, publish.traced, publish, failure.error)
+    const fiber = Effect.runForkWith(publish.context())(retries)
+    publish.fiber = fiber
+    fiber.addObserver((exit) => {
+      if (publish.phase === Phase.Retrying) settled(publish, exit)
+    })
+  }
+
+  /** The attempts are over (delivered, failed, or the delivery timeout passed): the receipt, or what follows a failure. */
+  const settled = (
+    publish: SinglePublish,
+    exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError | CircuitOpen>
+  ) => {
+    deadlines.untrack(publish)
+    publish.fiber = undefined
+    if (Exit.isSuccess(exit)) return finish(publish, Exit.succeed(deliveredReceipt(exit.value[0]!, publish)))
+    const failure = exit.cause.reasons.find(Cause.isFailReason)
+    if (failure === undefined) return finish(publish, exit as Exit.Exit<never>)
+    // whatever stopped the retries, the failure says when an earlier attempt may have written the record
+    const error = publish.possiblyDelivered ? markFailure(failure.error) : failure.error
+    if (deadLetter === false || error._tag === "CircuitOpen") return finish(publish, Exit.fail(error))
+    publish.phase = Phase.Settling
+    const written = DeadLetter.send(deps.producer, publish.traced, error, publish, deadLetter)
+    const fiber = Effect.runForkWith(publish.context())(written)
+    publish.fiber = fiber
+    fiber.addObserver((exit) => {
+      if (publish.phase === Phase.Settling) finish(publish, exit)
+    })
+  }
+
+  /** The delivery timeout passed: the attempts stop (the retries' fiber is interrupted), and it fails or is dead-lettered. */
+  const timedOut = (publish: SinglePublish): void => {
+    const { phase, cancel, fiber } = publish
+    if (phase !== Phase.FirstAttempt && phase !== Phase.Retrying) return
+    publish.phase = Phase.Settling // first: no answer of the attempts counts from here on
+    if (phase === Phase.FirstAttempt) cancel?.()
+    else fiber?.interruptUnsafe()
+    settled(publish, Exit.fail(deliveryTimedOut(publish.record.topic, deliveryTimeout)))
+  }
+
+  /** The shutdown timeout passed: stop whatever runs and answer the caller with an interruption. */
+  const abandon = (publish: SinglePublish): void => {
+    const { phase, cancel, fiber } = publish
+    if (phase === Phase.Done) return
+    deadlines.untrack(publish)
+    finish(publish, Exit.interrupt()) // first: no answer of what runs counts from here on
+    if (phase === Phase.FirstAttempt) cancel?.()
+    fiber?.interruptUnsafe()
+  }
+
+  /**
+   * The publish's end: counted out, its span ended, its caller answered. A delivery is recorded at once;
+   * anything else (a dead letter, a failure: logs as well) through `finished`, in a fiber, before the caller
+   * hears of it.
+   */
+  const finish = (publish: SinglePublish, exit: Exit.Exit<Receipt, PublishFailure>) => {
+    if (publish.phase === Phase.Done) return
+    publish.phase = Phase.Done
+    publish.fiber = undefined
+    const context = publish.caller.context
+    observed.countUnsafe(-1, context)
+    lifecycle.release(publish)
+    const seconds = (monotonicMillis(publish.clock) - publish.started) / 1000
+    if (Exit.isSuccess(exit) && exit.value._tag === "Delivered" && health._tag === "None") {
+      const receipt = exit.value
+      annotate(publish.span, {
+        "messaging.destination.partition.id": String(receipt.partition),
+        "messaging.kafka.offset": receipt.offset,
+        "messaging.kafka.attempts": receipt.attempts
+      })
+      metrics.unsafe.delivered(publish.record.topic, seconds, context)
+      endSpan(publish, exit)
+      return publish.resume(exit)
+    }
+    const recorded = finished(deps, publish.record, publish.span, exit, seconds).pipe(
+      Effect.ensuring(Effect.sync(() => endSpan(publish, exit)))
+    )
+    Effect.runForkWith(publish.context())(recorded).addObserver(() => publish.resume(exit))
+  }
+
+  const path = { start, firstAnswer, timedOut, abandon }
+  return path
+}
+
+const endSpan = (publish: SinglePublish, exit: Exit.Exit<unknown, unknown>) => {
+  if (publish.span.status._tag === "Ended") return
+  const timing = publish.caller.getRef(References.TracerTimingEnabled)
+  publish.span.end(timing ? publish.clock.currentTimeNanosUnsafe() : BigInt(0), exit)
 }
 
 // --- bulk: publishAll, publishRecords -------------------------------------------------------------------------

@@ -3,20 +3,27 @@
  * kept with one timer instead of one each.
  *
  * `Effect.timeoutOrElse` races every effect against its own sleep: two fibers and a timer per effect, and an
- * interruption of the sleep for every effect that finishes in time (nearly all of them). Here the effect
- * runs in one fiber and its deadline joins a list. With one duration, deadlines come in the order
- * the effects start, so the list stays sorted by appending; one fiber sleeps until the first deadline. An
- * effect that finishes in time only unlinks its node; one that finishes at once never links one.
+ * interruption of the sleep for every effect that finishes in time (nearly all of them). Here a deadline is
+ * a node in one list. With one duration, deadlines come in the order they start, so the list stays sorted
+ * by appending; one fiber sleeps until the first deadline. Something that finishes in time only unlinks its
+ * node (O(1)).
+ *
+ * Two ways in: `bound` runs an effect in a fiber of its own and interrupts it at the deadline; `track` puts
+ * an object of the caller's in the list itself (the `Publisher`'s per-event path, which has no fiber to
+ * interrupt and allocates no node).
  *
  * Time is Effect's `Clock` (monotonic), so `TestClock` drives it.
  */
 import { Clock, Duration, Effect, Fiber, Latch, type Scope } from "effect"
 
-interface Node {
-  readonly deadline: bigint
-  readonly onTimeout: () => void
-  prev: Node | undefined
-  next: Node | undefined
+/** What `track` watches: the list's links live in the object itself. */
+export interface Tracked {
+  /** Monotonic nanoseconds; set by `track`. */
+  deadline: bigint
+  prev: Tracked | undefined
+  next: Tracked | undefined
+  /** Called once, from the watching fiber, when the deadline has passed (the object is unlinked first). */
+  readonly onDeadline: () => void
 }
 
 export interface Deadlines {
@@ -28,20 +35,27 @@ export interface Deadlines {
     self: Effect.Effect<A, E>,
     onTimeout: () => Effect.Effect<A2, E2>
   ) => Effect.Effect<A | A2, E | E2>
+  /** Watches `tracked` from now: its `onDeadline` runs once the duration has passed, unless `untrack`ed first. */
+  readonly track: (tracked: Tracked) => void
+  /** Stops watching (a no-op when it is not watched). */
+  readonly untrack: (tracked: Tracked) => void
 }
 
 /** Deadlines `timeout` after each start; the watching fiber lives in the scope. */
 export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never, Scope.Scope> =>
   Effect.gen(function* () {
     // An infinite timeout never fires: nothing to watch.
-    if (!Duration.isFinite(timeout)) return { bound: (self) => self }
+    if (!Duration.isFinite(timeout)) return { bound: (self) => self, track: () => {}, untrack: () => {} }
     const clock = yield* Clock.Clock
     const timeoutNanos = Duration.toNanosUnsafe(timeout)
-    let head: Node | undefined
-    let tail: Node | undefined
+    let head: Tracked | undefined
+    let tail: Tracked | undefined
     const wake = Latch.makeUnsafe(false) // opened when the list stops being empty
 
-    const append = (node: Node): void => {
+    const track = (node: Tracked): void => {
+      node.deadline = clock.monotonicTimeNanosUnsafe() + timeoutNanos
+      node.prev = undefined
+      node.next = undefined
       if (tail === undefined) {
         head = node
         wake.openUnsafe()
@@ -52,8 +66,8 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
       tail = node
     }
 
-    const unlink = (node: Node): void => {
-      if (node.prev === undefined && head !== node) return // unlinked already
+    const untrack = (node: Tracked): void => {
+      if (node.prev === undefined && head !== node) return // not in the list
       if (node.prev === undefined) head = node.next
       else node.prev.next = node.next
       if (node.next === undefined) tail = node.prev
@@ -72,8 +86,8 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
         if (first === undefined) return wake.await
         const wait = first.deadline - clock.monotonicTimeNanosUnsafe()
         if (wait > BigInt(0)) return Effect.sleep(Duration.nanos(wait))
-        unlink(first)
-        first.onTimeout()
+        untrack(first)
+        first.onDeadline()
         return Effect.void
       },
       step: () => {}
@@ -86,31 +100,30 @@ export const make = (timeout: Duration.Duration): Effect.Effect<Deadlines, never
     ): Effect.Effect<A | A2, E | E2> =>
       Effect.withFiber((parent) =>
         Effect.callback<A | A2, E | E2>((resume) => {
-          const deadline = clock.monotonicTimeNanosUnsafe() + timeoutNanos
           // Forked in the same synchronous step that registers what stops it (the deadline, the caller's
           // interruption below): there is no moment at which it runs with nobody to stop it.
           const fiber = Effect.runForkWith(parent.context)(self)
           const done = fiber.pollUnsafe()
           if (done !== undefined) return resume(done) // finished at once: no deadline needed
-          const node: Node = {
-            deadline,
-            onTimeout: () => resume(Effect.andThen(Fiber.interrupt(fiber), onTimeout())),
+          const node: Tracked = {
+            deadline: BigInt(0),
             prev: undefined,
-            next: undefined
+            next: undefined,
+            onDeadline: () => resume(Effect.andThen(Fiber.interrupt(fiber), onTimeout()))
           }
-          append(node)
+          track(node)
           // `resume` takes the first answer only: the deadline's, or the fiber's
           fiber.addObserver((exit) => {
-            unlink(node)
+            untrack(node)
             resume(exit)
           })
           // the caller was interrupted: stop waiting, and stop `self`
           return Effect.suspend(() => {
-            unlink(node)
+            untrack(node)
             return Fiber.interrupt(fiber)
           })
         })
       )
 
-    return { bound }
+    return { bound, track, untrack }
   })

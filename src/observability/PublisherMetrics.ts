@@ -106,6 +106,14 @@ export interface Recorder {
   readonly failed: (topic: string, errorType: string, seconds: number) => Effect.Effect<void>
   /** The publisher's publishes in flight. */
   readonly setInFlight: (n: number) => Effect.Effect<void>
+  /**
+   * `delivered` and `setInFlight` done at once, with the registry of `context`: for the publisher's
+   * per-event path, which runs outside any Effect.
+   */
+  readonly unsafe: {
+    readonly delivered: (topic: string, seconds: number, context: Context.Context<never>) => void
+    readonly setInFlight: (n: number, context: Context.Context<never>) => void
+  }
 }
 
 /** The series of one topic (or of the overflow); the ones with an `error.type` are built on first use. */
@@ -217,6 +225,14 @@ export const make = (options: Options = {}): Effect.Effect<Recorder, never, Scop
       return created
     }
 
+    const unsafe: Recorder["unsafe"] = {
+      delivered: (topic, seconds, context) => {
+        const series = forTopic(topic)
+        series.sent.updateUnsafe(1, context)
+        series.duration.updateUnsafe(seconds, context)
+      },
+      setInFlight: (n, context) => inFlightSeries.updateUnsafe(n, context)
+    }
     return {
       delivered: (topic, seconds) => {
         const series = forTopic(topic)
@@ -231,7 +247,8 @@ export const make = (options: Options = {}): Effect.Effect<Recorder, never, Scop
         const series = forTopic(topic)
         return update2(series.failed(errorType), 1, series.duration, seconds)
       },
-      setInFlight: (n) => Metric.update(inFlightSeries, n)
+      setInFlight: (n) => Metric.update(inFlightSeries, n),
+      unsafe
     }
   })
 

@@ -36,13 +36,14 @@ export type HeaderValues = Readonly<Record<string, string | Uint8Array | undefin
  * `state` is the `tracestate` to carry; default: the trace's, as `tracestateOf` finds it.
  */
 export const inject = (span: Tracer.Span, state?: string | undefined): Record<string, string> => {
-  const out: Record<string, string> = {
-    [traceparent]: `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
-  }
+  const out: Record<string, string> = { [traceparent]: traceparentOf(span) }
   const carried = state ?? tracestateOf(span)
   if (carried !== undefined) out[tracestate] = carried
   return out
 }
+
+const traceparentOf = (span: Tracer.Span): string =>
+  `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
 
 /** How far up the parents `tracestateOf` looks: spans of one request rarely nest deeper. */
 const maxTracestateDepth = 32
@@ -112,9 +113,11 @@ export const propagate = <V>(
   span: Tracer.Span,
   from: Carried | undefined
 ): Record<string, V | string> => {
-  const injected = inject(span, from?.tracestate)
-  const out: Record<string, V | string> = { ...headers, ...injected }
-  // the record's own tracestate, when no valid traceparent came with it: another trace's
-  if (injected[tracestate] === undefined && headers[tracestate] !== undefined) delete out[tracestate]
+  const out: Record<string, V | string> = {}
+  for (const name in headers) if (name !== traceparent && name !== tracestate) out[name] = headers[name]!
+  out[traceparent] = traceparentOf(span)
+  // the record's own tracestate goes only with its own valid traceparent (`from`); else it is another trace's
+  const state = from?.tracestate ?? tracestateOf(span)
+  if (state !== undefined) out[tracestate] = state
   return out
 }
