@@ -1,7 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Logger, Metric, Random, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { CircuitBreaker, Health, Publisher, PublisherMetrics, RetryPolicy, Topic } from "effect-kafka-publisher"
+import {
+  Batcher,
+  CircuitBreaker,
+  Health,
+  Publisher,
+  PublisherMetrics,
+  RetryPolicy,
+  Topic
+} from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Fatal, Retriable } from "../../src/PublishError.ts"
 
@@ -34,6 +42,13 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
 
 const testLayer = (options: Publisher.Options = {}) =>
   Publisher.layer(options).pipe(Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } })))
+
+/** The Publisher over a Batcher (linger 0) over FakeKafka. */
+const batchedLayer = (batcher: Batcher.Options = {}, options: Publisher.Options = {}) =>
+  Publisher.layer(options).pipe(
+    Layer.provide(Batcher.layer({ linger: "0 millis", ...batcher })),
+    Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } }))
+  )
 
 /** Runs `effect` with a fresh FakeKafka + Publisher. */
 const withPublisher = <A, E>(
@@ -300,11 +315,15 @@ describe("Publisher", () => {
     })
   )
 
-  describe("lifecycle", () => {
+  // The per-event path answers through the Batcher's callbacks, or through a fiber per send without one.
+  describe.each([
+    ["directly on the producer", false],
+    ["through a Batcher", true]
+  ] as const)("lifecycle, %s", (_, batched) => {
     /** A publisher in a scope the test closes itself. */
     const scoped = Effect.gen(function* () {
       const scope = yield* Scope.make()
-      const context = yield* Layer.buildWithScope(testLayer(), scope)
+      const context = yield* Layer.buildWithScope(batched ? batchedLayer() : testLayer(), scope)
       return {
         scope,
         publisher: Context.get(context, Publisher.Publisher),
@@ -357,12 +376,38 @@ describe("Publisher", () => {
         yield* TestClock.adjust("29 seconds")
         assert.isUndefined(closing.pollUnsafe())
         yield* TestClock.adjust("1 second")
-        yield* Fiber.join(closing)
         const exit = yield* Fiber.await(stuck)
         assert.isTrue(Exit.isFailure(exit) && Exit.hasInterrupts(exit))
+        // the Batcher below then waits its own shutdown timeout for the paused broker
+        if (batched) yield* TestClock.adjust("30 seconds")
+        yield* Fiber.join(closing)
       })
     )
   })
+
+  it.effect("through a Batcher, a publish waiting for room that times out is withdrawn: never sent", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(batchedLayer({ maxQueued: 1 }, { deadLetter: false }), scope)
+      const publisher = Context.get(context, Publisher.Publisher)
+      const fake = Context.get(context, FakeKafka.FakeKafka)
+      yield* fake.pause
+      const sent = yield* Effect.forkChild(publisher.publish(orders, order(1))) // in a request, paused
+      yield* Effect.yieldNow
+      const queued = yield* Effect.forkChild(publisher.publish(orders, order(2))) // in the next batch
+      const waiting = yield* Effect.forkChild(publisher.publish(orders, order(3))) // waits for room
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("120 seconds")
+      for (const fiber of [sent, queued, waiting]) {
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.strictEqual(error._tag === "Retriable" && error.reason, "DeliveryTimeout")
+      }
+      yield* fake.resume
+      yield* Scope.close(scope, Exit.void) // the Batcher flushes what it accepted
+      const written = (yield* fake.records("orders")).map((record) => JSON.parse(text(record.value)!).orderId)
+      assert.deepStrictEqual(written, ["o-1", "o-2"])
+    })
+  )
 })
 
 describe("Publisher with a circuit breaker, health and metrics", () => {
