@@ -40,7 +40,10 @@
  *   not fail and nothing grows) until batches leave for the producer; waiting calls are admitted first come,
  *   first served. A call larger than `maxQueued` is admitted when the queue is empty.
  * - Interruption: a caller interrupted while waiting for room withdraws its records (never sent). Once
- *   accepted into a batch, records are sent even if their caller stops waiting, as in the Java client.
+ *   accepted into a batch, records are sent even if their caller stops waiting. The `Publisher`'s own
+ *   callers (through `internal/callbackSend.ts`) can also take records back from a batch not sent yet: a
+ *   publish whose delivery timeout passed there (as the Java client expires a batch that waited too long),
+ *   and the later requests of a bulk call whose earlier request failed (order per key).
  * - Shutdown: closing the scope stops accepting (a later `send` fails with `Fatal`, reason "Unknown",
  *   "batcher closed"; `PublishError` has no better row and a `Retriable` would invite a retry that cannot
  *   succeed), sends every accepted or waiting record at once (no linger) and waits for the answers, bounded
@@ -220,6 +223,8 @@ interface Entry {
   readonly caller: { readonly onAnswer: (exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>) => void }
   /** Answered after it was sent (a split batch answers its calls part by part). */
   answered: boolean
+  /** The batch it joined, while that batch is not sent yet. */
+  batch: Batch | undefined
 }
 
 interface Batch {
@@ -298,6 +303,7 @@ class State {
       wakeWorker = true // a first batch starts its linger, or the one before just became full
     }
     last.entries.push(entry)
+    entry.batch = last
     last.count += count
     last.bytes += entry.bytes
     this.queued += count
@@ -326,10 +332,24 @@ class State {
     this.wake.openUnsafe() // someone waits for room: stop lingering
   }
 
-  /** A caller stopped waiting for room: its records were never accepted, so they are not sent (true). */
-  withdraw(entry: Entry): boolean {
-    if (!this.waiting.remove(entry)) return false // already admitted: it will be sent
-    this.waitingRecords -= entry.records.length
+  /**
+   * Takes a call back that has not left: waiting for room, or (`fromBatch`) in a batch not sent yet. True:
+   * it is never sent nor answered. False once it was admitted (`fromBatch` false) or its batch was taken.
+   */
+  withdraw(entry: Entry, fromBatch: boolean): boolean {
+    const count = entry.records.length
+    if (this.waiting.remove(entry)) {
+      this.waitingRecords -= count
+    } else {
+      const batch = entry.batch
+      if (!fromBatch || batch === undefined) return false
+      batch.entries.splice(batch.entries.indexOf(entry), 1)
+      batch.count -= count
+      batch.bytes -= entry.bytes
+      if (batch.entries.length === 0) this.batches.remove(batch)
+      entry.batch = undefined
+      this.queued -= count
+    }
     this.admitWaiting() // it may have been the big one at the head holding smaller ones back
     return true
   }
@@ -339,6 +359,7 @@ class State {
     const batch = this.batches.shift()
     if (batch === undefined) return undefined
     batch.full = true
+    for (const entry of batch.entries) entry.batch = undefined
     this.queued -= batch.count
     this.inFlightRecords += batch.count
     this.inFlightBatches.add(batch)
@@ -366,7 +387,7 @@ const closedError = (records: ReadonlyArray<ProducerRecord>) =>
 const entryOf = (records: ReadonlyArray<ProducerRecord>, caller: Entry["caller"]): Entry => {
   let bytes = 0
   for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
-  return { records, bytes, caller, answered: false }
+  return { records, bytes, caller, answered: false, batch: undefined }
 }
 
 /** Accepts the call into a batch when there is room (true); otherwise it is not queued yet. */
@@ -385,6 +406,7 @@ const send = (
     if (records.length === 0) return Effect.succeed([])
     const deferred = Deferred.makeUnsafe<ReadonlyArray<RecordMetadata>, PublishError>()
     const entry = entryOf(records, { onAnswer: (exit) => Deferred.doneUnsafe(deferred, exit) })
+    // accepted into a batch, it is sent whatever the caller does next
     if (tryEnqueue(state, entry)) return Deferred.await(deferred)
     return waitForRoom(state, entry, deferred)
   })
@@ -401,7 +423,9 @@ const waitForRoom = (
 ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
   Effect.uninterruptibleMask((restore) => {
     state.wait(entry)
-    return restore(Deferred.await(deferred)).pipe(Effect.onInterrupt(() => Effect.sync(() => state.withdraw(entry))))
+    return restore(Deferred.await(deferred)).pipe(
+      Effect.onInterrupt(() => Effect.sync(() => state.withdraw(entry, false)))
+    )
   })
 
 /** `send` answering through a callback: the same queue, room and answers, without an Effect. */
@@ -409,22 +433,21 @@ const sendWithCallback = (
   state: State,
   records: ReadonlyArray<ProducerRecord>,
   caller: CallbackSend.Caller
-): CallbackSend.Cancel => {
+): CallbackSend.Pending => {
   if (state.closing) {
     caller.onAnswer(Exit.fail(closedError(records)))
-    return notWithdrawn
+    return CallbackSend.answered
   }
   if (records.length === 0) {
     caller.onAnswer(Exit.succeed([]))
-    return notWithdrawn
+    return CallbackSend.answered
   }
   const entry = entryOf(records, caller)
-  if (tryEnqueue(state, entry)) return notWithdrawn
-  state.wait(entry)
-  return () => state.withdraw(entry)
+  if (!tryEnqueue(state, entry)) state.wait(entry)
+  // once its batch is sent it goes its way: the answer comes, and is ignored
+  const withdraw = () => state.withdraw(entry, true)
+  return { withdraw, abandon: withdraw }
 }
-
-const notWithdrawn: CallbackSend.Cancel = () => false
 
 // --- the worker: when a batch leaves ------------------------------------------------------------------------
 

@@ -17,12 +17,22 @@ export const TypeId: unique symbol = Symbol.for("effect-kafka-publisher/internal
 /** What a send answers: one `RecordMetadata` per record, in input order, or the send's failure. */
 export type Answer = Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError | CircuitOpen>
 
-/**
- * Stops waiting for the answer (the delivery timeout passed). True when the records were withdrawn before they
- * were accepted for sending (certainly never sent); false when they may still be sent. The callback is not
- * called after a withdrawal.
- */
-export type Cancel = () => boolean
+/** A send that was made: what its caller can still do about it. */
+export interface Pending {
+  /**
+   * Takes the records back if they have not left for the broker (the Batcher's queue): true, they are never
+   * sent and no answer comes. False when they may be on their way (the answer still comes).
+   */
+  readonly withdraw: () => boolean
+  /**
+   * Gives up on the answer (the delivery or shutdown timeout passed): withdraws the records if it can, else
+   * stops what it can (a send running as an Effect is interrupted). An answer may still come, to be ignored.
+   */
+  readonly abandon: () => void
+}
+
+/** The `Pending` of a send answered before it returned. */
+export const answered: Pending = { withdraw: () => false, abandon: () => {} }
 
 /** Who waits for a send's answer (an object, not closures: one allocation less per publish). */
 export interface Caller {
@@ -33,7 +43,7 @@ export interface Caller {
 }
 
 /** Sends `records` for `caller`. */
-export type CallbackSend = (records: ReadonlyArray<ProducerRecord>, caller: Caller) => Cancel
+export type CallbackSend = (records: ReadonlyArray<ProducerRecord>, caller: Caller) => Pending
 
 /** A `Producer` that answers through callbacks natively. */
 export interface WithCallbackSend {
@@ -44,7 +54,7 @@ const hasCallbackSend = (producer: Producer): producer is Producer & WithCallbac
 
 /**
  * The callback send of `producer`: its own when it has one and nothing wraps it, else `send` (the producer's,
- * or the circuit breaker's around it) run in a fiber per call, interrupted by `Cancel`.
+ * or the circuit breaker's around it) run in a fiber per call, interrupted by `abandon`.
  */
 export const of = (
   producer: Producer,
@@ -56,9 +66,6 @@ export const of = (
   return (records, caller) => {
     const fiber = Effect.runForkWith(caller.context())(send(records))
     fiber.addObserver((answer) => caller.onAnswer(answer))
-    return () => {
-      fiber.interruptUnsafe()
-      return false
-    }
+    return { withdraw: () => false, abandon: () => fiber.interruptUnsafe() }
   }
 }

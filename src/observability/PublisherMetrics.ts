@@ -111,7 +111,9 @@ export interface Recorder {
    * per-event path, which runs outside any Effect.
    */
   readonly unsafe: {
+    /** `delivered`, at once. */
     readonly delivered: (topic: string, seconds: number, context: Context.Context<never>) => void
+    /** `setInFlight`, at once. */
     readonly setInFlight: (n: number, context: Context.Context<never>) => void
   }
 }

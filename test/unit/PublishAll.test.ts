@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Random, Result, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
+import { Batcher, Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
 import { Retriable } from "../../src/PublishError.ts"
 
@@ -29,11 +29,15 @@ const fakeLayer = FakeKafka.layer({
   topics: { events: { partitions: 3 }, one: { partitions: 1 }, small: { partitions: 1, maxMessageBytes: 2500 } }
 })
 
-/** A publisher in a scope the test closes itself. */
-const scoped = (options: Publisher.Options = {}) =>
+/** A publisher (over a Batcher with these options, if given) in a scope the test closes itself. */
+const scoped = (options: Publisher.Options = {}, batcher?: Batcher.Options) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
-    const context = yield* Layer.buildWithScope(Publisher.layer(options).pipe(Layer.provideMerge(fakeLayer)), scope)
+    const publisher =
+      batcher === undefined
+        ? Publisher.layer(options)
+        : Publisher.layer(options).pipe(Layer.provide(Batcher.layer(batcher)))
+    const context = yield* Layer.buildWithScope(publisher.pipe(Layer.provideMerge(fakeLayer)), scope)
     return {
       scope,
       context,
@@ -261,6 +265,91 @@ describe("publishAll in bulk (issue 13.1)", () => {
     }).pipe(noJitter)
   )
 
+  it.effect("deadLetterRetriable false: a key that failed sends none of its records in the call's later requests", () =>
+    Effect.gen(function* () {
+      const { scope, publisher, fake } = yield* scoped({ retry: RetryPolicy.make({ maxAttempts: 2 }), batchSize: 1 })
+      yield* fake.failNext(2, unavailable) // the first request, then its record's one retry
+      const input = [record("one", "k", "1"), record("one", "other", "2"), record("one", "k", "3")]
+      const fiber = yield* Effect.forkChild(publisher.publishRecords(input, { deadLetterRetriable: false }), {
+        startImmediately: true
+      })
+      yield* TestClock.adjust(Duration.seconds(10))
+      const failed = failureOf(yield* Fiber.await(fiber))
+      assert.deepStrictEqual(
+        failed.failures.map((f) => f.index),
+        [0, 2]
+      )
+      assert.deepStrictEqual(
+        (yield* fake.records("one")).map((r) => decoder.decode(r.value!)),
+        ["2"]
+      )
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(noJitter)
+  )
+
+  it.effect("requests are pipelined: maxInFlightRequests of a call are out at once", () =>
+    Effect.gen(function* () {
+      for (const [maxInFlightRequests, expected] of [
+        [5, 5],
+        [2, 2],
+        [1, 1]
+      ] as const) {
+        const { scope, publisher, fake } = yield* scoped({ maxInFlightRequests })
+        yield* fake.setLatency("10 millis")
+        const fiber = yield* Effect.forkChild(
+          publisher.publishAll(
+            events,
+            Array.from({ length: 2500 }, (_, i) => event(i + 1))
+          ),
+          { startImmediately: true }
+        )
+        // the events are encoded and the requests sent within a few steps of the fibers, no time passing
+        for (let i = 0; i < 100 && (yield* fake.producer.inFlight) < expected; i++) yield* Effect.yieldNow
+        assert.strictEqual(yield* fake.producer.inFlight, expected, `maxInFlightRequests ${maxInFlightRequests}`)
+        yield* TestClock.adjust("100 millis")
+        const receipts = yield* Fiber.join(fiber)
+        assert.strictEqual(receipts.length, 2500)
+        assert.strictEqual(yield* fake.sendCount, 5)
+        const ids = (yield* fake.records("events")).map((r) => idOf(r.value))
+        assert.strictEqual(ids.length, 2500)
+        yield* Scope.close(scope, Exit.void)
+      }
+    })
+  )
+
+  it.effect(
+    "through a Batcher: a failed request takes the call's later requests back from its queue, and its records go first, in order per key",
+    () =>
+      Effect.gen(function* () {
+        const batcher = { linger: "0 millis", maxInFlightBatches: 1, batchSize: 2 } as const
+        const { scope, publisher, fake } = yield* scoped({ batchSize: 2 }, batcher)
+        yield* fake.failNext(1, unavailable) // the first request
+        const input = Array.from({ length: 6 }, (_, i) => event(i + 1))
+        const fiber = yield* Effect.forkChild(publisher.publishAll(events, input), { startImmediately: true })
+        yield* TestClock.adjust(Duration.seconds(10))
+        const receipts = yield* Fiber.join(fiber)
+        // the failed request's records retried (2 sends), the two taken back sent as first attempts
+        assert.deepStrictEqual(
+          receipts.map((r) => r.attempts),
+          [2, 2, 1, 1, 1, 1]
+        )
+        const written = (yield* fake.records("events")).map((r) => [
+          r.key === null ? "" : decoder.decode(r.key),
+          idOf(r.value)
+        ])
+        for (const key of ["k0", "k1", "k2"]) {
+          const ids = written.filter(([k]) => k === key).map(([, id]) => id)
+          assert.deepStrictEqual(
+            ids,
+            [...ids].sort((a, b) => Number(a) - Number(b)),
+            `order of ${key}`
+          )
+        }
+        assert.strictEqual(written.length, 6)
+        yield* Scope.close(scope, Exit.void)
+      }).pipe(noJitter)
+  )
+
   it.effect("an interrupted caller does not abandon the accepted call: every record is written", () =>
     Effect.gen(function* () {
       const { scope, publisher, fake } = yield* scoped({ batchSize: 10 })
@@ -316,32 +405,36 @@ describe("publishAll in bulk (issue 13.1)", () => {
 })
 
 describe("streams (issue 13.2)", () => {
-  it.effect("sink: backpressure, at most one array in flight on a paused broker; then a summary", () =>
-    Effect.gen(function* () {
-      const { scope, context, fake } = yield* scoped()
-      yield* fake.pause
-      let pulled = 0
-      const source = Stream.range(1, 5000).pipe(
-        Stream.tap(() =>
-          Effect.sync(() => {
-            pulled++
-          })
-        ),
-        Stream.map((n) => event(n)),
-        Stream.rechunk(100)
-      )
-      const run = yield* Effect.forkChild(Stream.run(source, Publisher.sink(events)).pipe(Effect.provide(context)), {
-        startImmediately: true
+  it.effect(
+    "sink: backpressure, maxInFlightRequests arrays out and one waiting on a paused broker; then a summary",
+    () =>
+      Effect.gen(function* () {
+        const { scope, context, fake } = yield* scoped()
+        yield* fake.pause
+        let pulled = 0
+        const source = Stream.range(1, 5000).pipe(
+          Stream.tap(() =>
+            Effect.sync(() => {
+              pulled++
+            })
+          ),
+          Stream.map((n) => event(n)),
+          Stream.rechunk(100)
+        )
+        const run = yield* Effect.forkChild(Stream.run(source, Publisher.sink(events)).pipe(Effect.provide(context)), {
+          startImmediately: true
+        })
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow
+        // 5 requests out, one array in the queue, one being offered: the rest of the stream is not pulled
+        assert.strictEqual(yield* fake.producer.inFlight, 5)
+        assert.isAtMost(pulled, 700, "the paused broker holds the stream back")
+        assert.strictEqual((yield* fake.records("events")).length, 0)
+        yield* fake.resume
+        const summary = yield* Fiber.join(run)
+        assert.deepStrictEqual(summary, { delivered: 5000, possibleDuplicates: 0, deadLettered: 0 })
+        assert.strictEqual(yield* fake.sendCount, 50)
+        yield* Scope.close(scope, Exit.void)
       })
-      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
-      assert.isAtMost(pulled, 200, "the paused broker holds the stream back")
-      assert.strictEqual((yield* fake.records("events")).length, 0)
-      yield* fake.resume
-      const summary = yield* Fiber.join(run)
-      assert.deepStrictEqual(summary, { delivered: 5000, possibleDuplicates: 0, deadLettered: 0 })
-      assert.strictEqual(yield* fake.sendCount, 50)
-      yield* Scope.close(scope, Exit.void)
-    })
   )
 
   it.effect("publishStream: one outcome per event, in input order, a failed event does not stop the stream", () =>
@@ -388,7 +481,7 @@ describe("streams (issue 13.2)", () => {
   )
 
   it.effect(
-    "shutdown drains the sink's request in flight; the next one is refused: the sink fails with PublisherClosed",
+    "shutdown drains the sink's requests out; the next array is refused: the sink fails with PublisherClosed",
     () =>
       Effect.gen(function* () {
         const { scope, context, fake } = yield* scoped()
@@ -410,7 +503,12 @@ describe("streams (issue 13.2)", () => {
         if (Exit.isFailure(exit)) {
           assert.strictEqual((exit.cause.reasons[0] as { error: { _tag: string } }).error._tag, "PublisherClosed")
         }
-        assert.strictEqual((yield* fake.records("events")).length, 100) // the request accepted, nothing lost
+        // the 5 requests out when closing began are drained, nothing lost; no array is taken after
+        const ids = (yield* fake.records("events")).map((r) => idOf(r.value))
+        assert.deepStrictEqual(
+          ids.sort((a, b) => a - b),
+          Array.from({ length: 500 }, (_, i) => i + 1)
+        )
       })
   )
 })
