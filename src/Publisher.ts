@@ -94,9 +94,11 @@ export interface Publisher {
   /**
    * Publishes every event in bulk: all are encoded first (an invalid one fails with its own `Fatal`
    * `SchemaInvalid` and nothing of it is sent; it does not hold the others back), then the valid records go
-   * in requests of at most `batchSize` records / `batchBytes` bytes, one request after the other. A record
-   * whose request failed is retried or dead-lettered on its own, as `publish` does (ambiguous attempts
-   * marked), records of one key one after the other and before the next request, so order per key is kept.
+   * in requests of at most `batchSize` records / `batchBytes` bytes, up to `maxInFlightRequests` out at once.
+   * A record whose request failed is retried or dead-lettered on its own, as `publish` does (ambiguous
+   * attempts marked), records of one key one after the other and before any later request leaves (the later
+   * requests out failed with it or were written before it), so order per key is kept; a resend after an
+   * ambiguous attempt is marked and may land after later records of its key.
    * Every event is settled; if any failed, `PublishAllFailed` holds the failures and the other receipts, by
    * index. The call is accepted as a whole: it runs in a fiber of the publisher (the caller's interruption
    * does not abandon it), is drained at shutdown, and each request is bounded by the delivery timeout.
