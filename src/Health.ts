@@ -30,6 +30,7 @@
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { type State as BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
 import { monotonicMillis } from "./internal/duration.ts"
+import * as RecordNow from "./internal/recordNow.ts"
 
 /** What one publish ended in, for the window: delivered, failed, or dead-lettered. */
 export type Outcome = "success" | "failure" | "deadLettered"
@@ -126,22 +127,21 @@ export const make = (options: Options = {}): Effect.Effect<Health> =>
 
     const bucketId = (now: number) => Math.floor(now / bucketMs)
 
+    const recordAt: RecordNow.RecordNow = (outcome, now) => {
+      const id = bucketId(now)
+      const slot = ((id % bucketCount) + bucketCount) % bucketCount
+      if (ids[slot] !== id) {
+        ids[slot] = id
+        totals[slot] = 0
+        failures[slot] = 0
+        deadLettered[slot] = 0
+      }
+      totals[slot]!++
+      if (outcome === "failure") failures[slot]!++
+      else if (outcome === "deadLettered") deadLettered[slot]!++
+    }
     const record = (outcome: Outcome): Effect.Effect<void> =>
-      Effect.clockWith((clock) =>
-        Effect.sync(() => {
-          const id = bucketId(monotonicMillis(clock))
-          const slot = ((id % bucketCount) + bucketCount) % bucketCount
-          if (ids[slot] !== id) {
-            ids[slot] = id
-            totals[slot] = 0
-            failures[slot] = 0
-            deadLettered[slot] = 0
-          }
-          totals[slot]!++
-          if (outcome === "failure") failures[slot]!++
-          else if (outcome === "deadLettered") deadLettered[slot]!++
-        })
-      )
+      Effect.clockWith((clock) => Effect.sync(() => recordAt(outcome, monotonicMillis(clock))))
 
     const windowCounts = (now: number) => {
       const current = bucketId(now)
@@ -185,7 +185,8 @@ export const make = (options: Options = {}): Effect.Effect<Health> =>
       return breaker === undefined ? report : { ...report, breaker }
     })
 
-    return Health.of({ record, check })
+    const health: Health & RecordNow.WithRecordNow = { record, check, [RecordNow.TypeId]: recordAt }
+    return health
   })
 
 /**

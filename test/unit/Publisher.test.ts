@@ -444,6 +444,27 @@ describe("Publisher with a circuit breaker, health and metrics", () => {
     }).pipe(Effect.provide(guardedLayer))
   )
 
+  it.effect("Health counts every outcome: single publishes (through a Batcher too) and the records of bulk calls", () =>
+    Effect.gen(function* () {
+      for (const batched of [false, true]) {
+        const scope = yield* Scope.make()
+        const publisherLayer = batched ? batchedLayer() : testLayer()
+        const context = yield* Layer.buildWithScope(publisherLayer.pipe(Layer.provideMerge(Health.layer())), scope)
+        const publisher = Context.get(context, Publisher.Publisher)
+        const fake = Context.get(context, FakeKafka.FakeKafka)
+        const health = Context.get(context, Health.Health)
+        for (let i = 0; i < 3; i++) yield* publisher.publish(orders, order(i))
+        yield* fake.failNext(1, tooLarge)
+        const deadLettered = yield* publisher.publish(orders, order(3))
+        assert.strictEqual(deadLettered._tag, "DeadLettered")
+        yield* publisher.publishAll(orders, [order(4), order(5), order(6)])
+        const report = yield* health.check
+        assert.deepStrictEqual(report.window, { total: 7, failures: 0, deadLettered: 1 }, `batched: ${batched}`)
+        yield* Scope.close(scope, Exit.void)
+      }
+    })
+  )
+
   it.effect("metrics: sent, retries, dead-lettered and failed counters, latency histogram (values read back)", () =>
     Effect.gen(function* () {
       const publisher = yield* Publisher.Publisher

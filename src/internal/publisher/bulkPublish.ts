@@ -45,6 +45,7 @@ import * as Topic from "../../Topic.ts"
 import type * as CallbackSend from "../callbackSend.ts"
 import type * as Deadlines from "../deadlines.ts"
 import { monotonicMillis } from "../duration.ts"
+import * as RecordNow from "../recordNow.ts"
 import {
   type DeliverDeps,
   deliveredReceipt,
@@ -656,15 +657,20 @@ const orderKey = (record: ProducerRecord): string | undefined => {
  */
 const settleRequests = (run: Run, requests: ReadonlyArray<Request>): Effect.Effect<void> => {
   const { deps } = run
+  // a Health of this package records a delivery at once; an application's own through its Effect
+  const recordNow = deps.health._tag === "Some" ? RecordNow.of(deps.health.value) : undefined
+  const direct = deps.health._tag === "None" || recordNow !== undefined
   const effectful: Array<readonly [Item, number]> = []
   for (const request of requests) {
-    const seconds = (monotonicMillis(run.clock) - request.launched) / 1000
+    const now = monotonicMillis(run.clock)
+    const seconds = (now - request.launched) / 1000
     for (const items of [request.items, request.skipped]) {
       for (const item of items) {
         const attempted = item.attempted
-        if (attempted !== undefined && Result.isSuccess(attempted) && deps.health._tag === "None") {
+        if (attempted !== undefined && Result.isSuccess(attempted) && direct) {
           run.onSettled(item.index, Result.succeed(deliveredReceipt(attempted.success, item.tally)))
           deps.metrics.unsafe.delivered(item.record.topic, seconds, run.context)
+          recordNow?.("success", now)
         } else effectful.push([item, request.launched])
       }
     }

@@ -15,6 +15,7 @@ import type { Receipt } from "../../Receipt.ts"
 import type * as CallbackSend from "../callbackSend.ts"
 import type * as Deadlines from "../deadlines.ts"
 import { monotonicMillis } from "../duration.ts"
+import * as RecordNow from "../recordNow.ts"
 import {
   type DeliverDeps,
   deliveredReceipt,
@@ -140,6 +141,8 @@ export const makePerEvent = (deps: PerEventDeps) => {
 const makePerEventPath = (deps: PerEventDeps) => {
   const { settings, deadlines, lifecycle, observed, metrics, health } = deps
   const { deadLetter, deliveryTimeout } = settings
+  // a Health of this package records a delivery at once; an application's own through its Effect
+  const recordNow = health._tag === "Some" ? RecordNow.of(health.value) : undefined
 
   const start = (
     record: ProducerRecord,
@@ -236,8 +239,9 @@ const makePerEventPath = (deps: PerEventDeps) => {
     observed.countUnsafe(-1, context)
     lifecycle.release(publish)
     const seconds = (monotonicMillis(publish.clock) - publish.started) / 1000
-    if (Exit.isSuccess(exit) && exit.value._tag === "Delivered" && health._tag === "None") {
+    if (Exit.isSuccess(exit) && exit.value._tag === "Delivered" && (health._tag === "None" || recordNow)) {
       const receipt = exit.value
+      recordNow?.("success", monotonicMillis(publish.clock))
       annotate(publish.span, {
         "messaging.destination.partition.id": String(receipt.partition),
         "messaging.kafka.offset": receipt.offset,
