@@ -32,13 +32,15 @@
  *
  * `state` answers the current state. Every transition updates the gauge `stateGauge`
  * (`kafka.publisher.circuit_breaker.state`: 0 closed, 1 half-open, 2 open), is logged, and calls the
- * `onStateChange` option. Transitions are serialized (the state lives in a `SynchronizedRef`), so the
- * gauge and the callback see them in order; `onStateChange` runs while the breaker holds its lock: keep it
- * short and do not call the breaker (`protect`, `state`) from it.
+ * `onStateChange` option. Each transition is one synchronous step (no lock to wait for, so the breaker costs
+ * a publish next to nothing), and its announcement starts at once, behind the announcements before it: the
+ * gauge and the callback see the transitions in order. Keep `onStateChange` short: a slow one delays the
+ * announcements after it (not the calls).
  *
  * @module
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, SynchronizedRef } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Metric, Schema, Semaphore } from "effect"
+import * as BreakerNow from "./internal/breakerNow.ts"
 import { monotonicMillis } from "./internal/duration.ts"
 import { isRetriable } from "./PublishError.ts"
 
@@ -78,7 +80,7 @@ export interface Options {
   readonly resetTimeout?: Duration.Input | undefined
   /** Which errors count as failures. Default: `Retriable` ones (`_tag === "Retriable"`). Defects always do. */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
-  /** Called on every transition, in order, under the breaker's lock (must not call the breaker). */
+  /** Called on every transition, in order (one at a time; a slow one delays the next announcements). */
   readonly onStateChange?: ((change: StateChange) => Effect.Effect<void>) | undefined
 }
 
@@ -128,9 +130,10 @@ type Internal =
       readonly trialRunning: boolean
     }
 
-type Admission =
-  | { readonly _tag: "Pass"; readonly trial: boolean }
-  | { readonly _tag: "Reject"; readonly error: CircuitOpen }
+type Admission = BreakerNow.Admission
+
+/** The admission of a call while closed. */
+const passing: Admission = { _tag: "Pass", trial: false }
 
 type Outcome = "success" | "failure" | "ignored"
 
@@ -151,49 +154,56 @@ export const make = (options: Options = {}): Effect.Effect<CircuitBreaker> =>
       isFailure: options.isFailure ?? defaults.isFailure,
       onStateChange: options.onStateChange
     }
-    const ref = yield* SynchronizedRef.make<Internal>({ _tag: "Closed", failures: 0 })
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
+    // Announcements (gauge, log, callback) one at a time, in the order of the transitions.
+    const announcing = Semaphore.makeUnsafe(1)
+    let current: Internal = { _tag: "Closed", failures: 0 }
 
-    // Every read-modify-write goes through here, one at a time: the decision (let a call through, start the
-    // one trial) and the notifications of a transition happen together. Uninterruptible so that a caller's
-    // interruption cannot leave the state changed and the gauge not (or the reverse).
-    const transition = <B>(f: (state: Internal, now: Now) => readonly [B, Internal]): Effect.Effect<B> =>
-      SynchronizedRef.modifyEffect(ref, (current) =>
-        Effect.gen(function* () {
-          const clock = yield* Clock.Clock
-          const now: Now = { wall: clock.currentTimeMillisUnsafe(), monotonic: monotonicMillis(clock) }
-          const [result, next] = f(current, now)
-          if (next._tag !== current._tag) yield* announce(rules, { from: current._tag, to: next._tag, at: now.wall })
-          return [result, next] as const
-        })
-      ).pipe(Effect.uninterruptible)
+    // Every read-modify-write is one synchronous step: the decision (let a call through, start the one
+    // trial) cannot interleave with another. A transition's announcement starts at once, in order behind the
+    // ones before it.
+    const move = <B>(f: (state: Internal, now: Now) => readonly [B, Internal]): B => {
+      const now: Now = { wall: clock.currentTimeMillisUnsafe(), monotonic: monotonicMillis(clock) }
+      const [result, next] = f(current, now)
+      if (next._tag !== current._tag) {
+        const change = { from: current._tag, to: next._tag, at: now.wall }
+        Effect.runForkWith(context)(announcing.withPermits(1)(announce(rules, change)))
+      }
+      current = next
+      return result
+    }
+
+    const now: BreakerNow.BreakerNow = {
+      // closed, and a success with no failures counted: nothing changes (most calls), no clock read
+      admit: () => (current._tag === "Closed" ? passing : move((state, at) => admit(rules, state, at))),
+      complete: (trial, exit) => {
+        if (!trial && current._tag === "Closed" && current.failures === 0 && Exit.isSuccess(exit)) return
+        move((state, at) => [undefined, complete(rules, state, trial, classify(rules, exit), at)])
+      }
+    }
 
     const protect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitOpen, R> =>
       // Uninterruptible between the admission and `onExit`: an admitted trial is always completed, or the
       // breaker would stay half-open with a trial that never ends.
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          transition((current, now) => admit(rules, current, now)),
-          (admission): Effect.Effect<A, E | CircuitOpen, R> => {
-            if (admission._tag === "Reject") return Effect.fail(admission.error)
-            return restore(self).pipe(
-              Effect.onExit((exit) =>
-                transition((current, now) => [
-                  undefined,
-                  complete(rules, current, admission.trial, classify(rules, exit), now)
-                ])
-              )
-            )
-          }
-        )
+        Effect.suspend((): Effect.Effect<A, E | CircuitOpen, R> => {
+          const admission = now.admit()
+          if (admission._tag === "Reject") return Effect.fail(admission.error)
+          return restore(self).pipe(Effect.onExit((exit) => Effect.sync(() => now.complete(admission.trial, exit))))
+        })
       )
 
-    const state = transition((current, now) => {
-      const next = settle(rules, current, now)
-      return [next._tag, next]
-    })
+    const state = Effect.sync(() =>
+      move((state, at) => {
+        const next = settle(rules, state, at)
+        return [next._tag, next]
+      })
+    )
 
     yield* Metric.update(stateGauge, gaugeValue.Closed)
-    return CircuitBreaker.of({ protect, state })
+    const breaker: CircuitBreaker & BreakerNow.WithBreakerNow = { protect, state, [BreakerNow.TypeId]: now }
+    return breaker
   })
 
 /** A transition's gauge update, log line and callback. */
@@ -225,7 +235,7 @@ const admit = (rules: Rules, current: Internal, now: Now): readonly [Admission, 
   const state = settle(rules, current, now)
   switch (state._tag) {
     case "Closed":
-      return [{ _tag: "Pass", trial: false }, state]
+      return [passing, state]
     case "Open": {
       const retryAfterMs = Math.ceil(state.openedAtMonotonic + rules.resetMs - now.monotonic)
       const error = new CircuitOpen({

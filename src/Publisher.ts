@@ -183,7 +183,7 @@ export const make = (options: Options = {}): Effect.Effect<Publisher, never, Pro
       settings,
       producer,
       send,
-      sendNow: CallbackSend.of(producer, send),
+      sendNow: CallbackSend.of(producer, send, breaker),
       deadlines,
       metrics,
       health,

@@ -6,10 +6,11 @@
  *
  * @internal
  */
-import { type Context, Effect, type Exit } from "effect"
-import type { CircuitOpen } from "../CircuitBreaker.ts"
+import { type Context, Effect, Exit, Option } from "effect"
+import type { CircuitBreaker, CircuitOpen } from "../CircuitBreaker.ts"
 import type { Producer, ProducerRecord, RecordMetadata } from "../Producer.ts"
 import type { PublishError } from "../PublishError.ts"
+import * as BreakerNow from "./breakerNow.ts"
 
 /** The property under which a `Producer` offers its callback send. */
 export const TypeId: unique symbol = Symbol.for("effect-kafka-publisher/internal/CallbackSend")
@@ -53,19 +54,63 @@ export interface WithCallbackSend {
 const hasCallbackSend = (producer: Producer): producer is Producer & WithCallbackSend => TypeId in producer
 
 /**
- * The callback send of `producer`: its own when it has one and nothing wraps it, else `send` (the producer's,
- * or the circuit breaker's around it) run in a fiber per call, interrupted by `abandon`.
+ * The callback send of `producer`: its own when it has one (behind the circuit breaker, when there is one that
+ * decides synchronously), else `send` (the producer's, or the breaker's `protect` around it) run in a fiber
+ * per call, interrupted by `abandon`.
  */
 export const of = (
   producer: Producer,
   send: (
     records: ReadonlyArray<ProducerRecord>
-  ) => Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError | CircuitOpen>
+  ) => Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError | CircuitOpen>,
+  breaker: Option.Option<CircuitBreaker>
 ): CallbackSend => {
-  if (send === producer.send && hasCallbackSend(producer)) return producer[TypeId]
+  const breakerNow = Option.isSome(breaker) ? BreakerNow.of(breaker.value) : undefined
+  if (hasCallbackSend(producer) && (Option.isNone(breaker) || breakerNow !== undefined)) {
+    const native = producer[TypeId]
+    return breakerNow === undefined ? native : behind(breakerNow, native)
+  }
   return (records, caller) => {
     const fiber = Effect.runForkWith(caller.context())(send(records))
     fiber.addObserver((answer) => caller.onAnswer(answer))
     return { withdraw: () => false, abandon: () => fiber.interruptUnsafe() }
   }
 }
+
+/**
+ * `send` behind the breaker: a rejected call is answered `CircuitOpen` at once; an admitted one is completed
+ * with its answer, or as interrupted when it is taken back before it left (a trial must not stay open).
+ */
+const behind =
+  (breaker: BreakerNow.BreakerNow, send: CallbackSend): CallbackSend =>
+  (records, caller) => {
+    const admission = breaker.admit()
+    if (admission._tag === "Reject") {
+      caller.onAnswer(Exit.fail(admission.error))
+      return answered
+    }
+    let completed = false
+    const complete = (exit: Exit.Exit<unknown, unknown>) => {
+      if (completed) return
+      completed = true
+      breaker.complete(admission.trial, exit)
+    }
+    const pending = send(records, {
+      context: caller.context,
+      onAnswer: (answer) => {
+        complete(answer)
+        caller.onAnswer(answer)
+      }
+    })
+    const withdraw = () => {
+      const withdrawn = pending.withdraw()
+      if (withdrawn) complete(Exit.interrupt())
+      return withdrawn
+    }
+    return {
+      withdraw,
+      abandon: () => {
+        if (!withdraw()) pending.abandon()
+      }
+    }
+  }

@@ -423,6 +423,29 @@ describe("Publisher with a circuit breaker, health and metrics", () => {
     Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } }))
   )
 
+  it.effect("through a Batcher, the breaker opens after 3 failures too, and a trial closes it", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const fake = yield* FakeKafka.FakeKafka
+      yield* fake.failNext(3, unavailable)
+      for (let i = 0; i < 3; i++) yield* Effect.exit(publisher.publish(orders, order(i)))
+      const error = failureOf(yield* Effect.exit(publisher.publish(orders, order(9))))
+      assert.strictEqual(error._tag, "CircuitOpen")
+      assert.strictEqual(yield* fake.sendCount, 3)
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual((yield* publisher.publish(orders, order(10)))._tag, "Delivered")
+      assert.strictEqual(yield* (yield* CircuitBreaker.CircuitBreaker).state, "Closed")
+    }).pipe(
+      Effect.provide(
+        Publisher.layer({ deadLetter: false, retry: RetryPolicy.none }).pipe(
+          Layer.provide(Batcher.layer({ linger: "0 millis" })),
+          Layer.provideMerge(CircuitBreaker.layer({ failureThreshold: 3, resetTimeout: "30 seconds" })),
+          Layer.provideMerge(FakeKafka.layer({ topics: { orders: { partitions: 3 } } }))
+        )
+      )
+    )
+  )
+
   it.effect("the breaker opens after 3 failures: callers fail fast with CircuitOpen, nothing reaches the broker", () =>
     Effect.gen(function* () {
       const publisher = yield* Publisher.Publisher
