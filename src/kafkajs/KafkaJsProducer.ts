@@ -52,6 +52,7 @@ import {
 import { codecFor } from "./compressionCodecs.ts"
 import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
 import { toPublishError } from "./KafkaJsErrors.ts"
+import { guardProduceRetries } from "./produceRetries.ts"
 
 export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
 
@@ -442,6 +443,9 @@ export const makeTransactional = (
     const context = { autoCreateTopics: settings.autoCreateTopics }
     const kafka = new kafkajs.Kafka(kafkaOptions(config))
     retryAddPartitionsQuickly(kafka)
+    // kafkajs would resend records whose first Produce is still in flight when another broker's fails, with new
+    // sequence numbers: written twice inside the transaction (see produceRetries.ts)
+    guardProduceRetries(kafka)
     const newProducer = () =>
       kafka.producer({
         transactionalId: config.transactionalId,
@@ -498,7 +502,9 @@ export const makeTransactional = (
       )
     // One send at a time, each to its end, as for the idempotent producer: kafkajs locks per broker, not per
     // partition, and takes back a failed request's sequence numbers, so two sends in flight across a leader
-    // change (the Publisher's retries inside a transaction run concurrently) could reuse or skip numbers.
+    // change (the Publisher's sends inside a transaction run concurrently) could reuse or skip numbers. (The
+    // records written twice inside a transaction had another cause: kafkajs's retry within one send, which
+    // guardProduceRetries answers.)
     const sends = SendQueue.make(true)
     const handleFor = (transaction: kafkajs.Transaction): TransactionHandle => ({
       send: (records) =>
