@@ -40,6 +40,7 @@ import { millis } from "../internal/duration.ts"
 import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import { offsetsFromBase, type Placement, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
+import { failedSend } from "../internal/transactionalSends.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
@@ -51,7 +52,7 @@ import {
 } from "../TransactionalProducer.ts"
 import { codecFor } from "./compressionCodecs.ts"
 import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
-import { toPublishError } from "./KafkaJsErrors.ts"
+import { toPublishError, vocabulary } from "./KafkaJsErrors.ts"
 import { guardProduceRetries } from "./produceRetries.ts"
 
 export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
@@ -431,8 +432,13 @@ export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionCo
  * allows neither a second try nor a new transaction ("Cannot call beginTransaction in state COMMITTING").
  * The next `begin` therefore replaces such a producer with a new one, whose InitProducerId makes the
  * coordinator end the old transaction first (a commit it had begun completes, an open transaction aborts),
- * as the Java client's answer to such an error is to close the producer and make a new one. A fenced producer
- * is not replaced: the new one would fence the producer that fenced it.
+ * as the Java client's answer to such an error is to close the producer and make a new one. The same after a
+ * send inside the transaction failed: kafkajs's sequence numbers may no longer match the broker's
+ * (`internal/transactionalSends.ts`), and a Produce of the failed send can still be on its way (kafkajs retries a
+ * send while parts of the previous attempt wait for a broker lock); the new producer's epoch starts the numbering
+ * again, and the broker refuses whatever the old one still sends. (kafkajs's InitProducerId, v1, cannot name the
+ * epoch it held, so the new producer fences any other of the id, as a restarted process would.) A fenced
+ * producer is not replaced: the new one would fence the producer that fenced it.
  */
 export const makeTransactional = (
   config: KafkaJsTransactionalConfig
@@ -468,8 +474,10 @@ export const makeTransactional = (
     const disconnect = (producer: kafkajs.Producer) =>
       Effect.promise(() => producer.disconnect().catch(() => undefined))
     let producer = newProducer()
-    // set when a commit or abort failed (not fenced): kafkajs cannot go on with this producer
+    // set when a commit, an abort or a send failed (not fenced): kafkajs cannot go on with this producer
     let stuck = false
+    // a fencing: every later begin fails with it (kafkajs cannot ask the coordinator whether to go on)
+    let fenced: PublishError | undefined
     yield* Effect.acquireRelease(connect(producer), () => disconnect(producer))
     yield* initialise(producer)
     const replaceIfStuck = Effect.suspend(() => {
@@ -496,7 +504,8 @@ export const makeTransactional = (
       step(run, false).pipe(
         Effect.tapError((error) =>
           Effect.sync(() => {
-            if (error.reason !== "ProducerFenced") stuck = true
+            if (error.reason === "ProducerFenced") fenced ??= error
+            else stuck = true
           })
         )
       )
@@ -524,14 +533,22 @@ export const makeTransactional = (
                 signal
               ),
             catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
-          }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+          }).pipe(
+            Effect.mapError((error) => {
+              const read = failedSend(error, vocabulary)
+              if (read.fenced) fenced ??= read.error
+              else stuck = true
+              return read.error
+            }),
+            Effect.flatMap((response) => receipts(batch, response, settings, partitioner))
+          )
         }),
       commit: end(() => transaction.commit()),
       abort: end(() => transaction.abort())
     })
     return TransactionalProducer.of({
       transactionalId: config.transactionalId,
-      begin: replaceIfStuck.pipe(
+      begin: Effect.suspend(() => (fenced === undefined ? replaceIfStuck : Effect.fail(fenced))).pipe(
         Effect.andThen(
           Effect.tryPromise({ try: () => producer.transaction(), catch: (cause) => toPublishError(cause, context) })
         ),
