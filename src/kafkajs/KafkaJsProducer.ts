@@ -534,13 +534,14 @@ export const makeTransactional = (
               ),
             catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
           }).pipe(
+            Effect.flatMap((response) => receipts(batch, response, settings, partitioner)),
+            // a partition kafkajs left unanswered fails here too (its retry regrouped the partitions)
             Effect.mapError((error) => {
               const read = failedSend(error, vocabulary)
               if (read.fenced) fenced ??= read.error
               else stuck = true
               return read.error
-            }),
-            Effect.flatMap((response) => receipts(batch, response, settings, partitioner))
+            })
           )
         }),
       commit: end(() => transaction.commit()),

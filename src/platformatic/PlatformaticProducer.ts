@@ -491,15 +491,15 @@ export const makeTransactional = (
             const result = yield* Effect.tryPromise({
               try: () => transaction.send({ messages: placed.messages as Array<MessageToProduce> }),
               catch: (cause) => failure(cause, placed, autoCreateTopics)
-            }).pipe(
-              Effect.mapError((error) => {
-                // a later failed commit or abort asks for a new producer instead
-                renewal ??= { expected: held }
-                return failedSend(error, vocabulary).error
-              })
-            )
+            })
             return yield* receipts(placed, result, "all")
-          }),
+          }).pipe(
+            Effect.mapError((error) => {
+              // a later failed commit or abort asks for a new producer instead
+              renewal ??= { expected: held }
+              return failedSend(error, vocabulary).error
+            })
+          ),
         commit: ending(() => transaction.commit()).pipe(
           // fenced or the coordinator's own epoch bump: ask now, so the commit says which
           Effect.catchIf(isFenced, (error) =>
