@@ -37,7 +37,7 @@ import {
   ProduceAcks,
   type ProduceResult
 } from "@platformatic/kafka"
-import { type Config, Duration, Effect, Exit, Layer, Redacted, type Scope } from "effect"
+import { type Config, Duration, Effect, Exit, Layer, Option, Redacted, type Scope } from "effect"
 import { toBuffer } from "../internal/bytes.ts"
 import { errorName, retryDelayMillis } from "../internal/concurrentTransactions.ts"
 import { millis } from "../internal/duration.ts"
@@ -409,8 +409,8 @@ export const quickAddPartitionsRetry =
  *   one) and refuses it once another producer initialised. Accepted: the commit fails Fatal
  *   `TransactionAborted` (nothing of it is visible) and the producer goes on. Refused (a newer producer, or a
  *   Kafka 3.x coordinator, whose timeout abort forgets the old epoch, `endTransactionWithTV1`, so it cannot
- *   tell either): Fatal `ProducerFenced` from then on, and no new producer is started (it would fence the
- *   newer one).
+ *   tell either), or no answer within 10 s: Fatal `ProducerFenced` from then on, and no new producer is started
+ *   (it would fence the newer one).
  */
 export const makeTransactional = (
   config: PlatformaticTransactionalConfig
@@ -501,10 +501,21 @@ export const makeTransactional = (
             })
           ),
         commit: ending(() => transaction.commit()).pipe(
-          // fenced or the coordinator's own epoch bump: ask now, so the commit says which
+          // fenced or the coordinator's own epoch bump: ask now, so the commit says which. Unless the coordinator
+          // lets the producer go on within `recoveryTimeout`, it is fenced from now on, as with the Java client
+          // (a new client can spin on FindCoordinator for good right after a broker's pause: seen on 4.1.2)
           Effect.catchIf(isFenced, (error) =>
-            Effect.flatMap(Effect.exit(renew(held)), (renewed) =>
-              Effect.fail(Exit.isSuccess(renewed) ? abortedByCoordinator(config.transactionalId, error) : error)
+            renew(held).pipe(
+              Effect.timeoutOption(recoveryTimeout),
+              Effect.exit,
+              Effect.flatMap((renewed) => {
+                if (Exit.isSuccess(renewed) && Option.isSome(renewed.value)) {
+                  return Effect.fail(abortedByCoordinator(config.transactionalId, error))
+                }
+                fenced ??= error
+                renewal = undefined
+                return Effect.andThen(close(client), Effect.fail(error))
+              })
             )
           )
         ),
@@ -527,6 +538,9 @@ export const makeTransactional = (
 
 /** How long closing a replaced transactional client may take before the driver goes on without waiting. */
 const closeTimeout = Duration.seconds(5)
+
+/** How long a commit refused as fenced waits for the coordinator to say whether the producer may go on. */
+const recoveryTimeout = Duration.seconds(10)
 
 /** A producer id and epoch, as InitProducerId names them. */
 interface Epoch {
