@@ -126,6 +126,55 @@ describeWithKafka("transaction faults (kill -9, broker paused during commit)", (
         60_000
       )
 
+      it.live(
+        "fencing across two processes: a newer producer with the same id fences the publishing process, which fails ProducerFenced from then on; nothing it sends afterwards is visible",
+        () =>
+          Effect.gen(function* () {
+            const brokers = cluster().brokers
+            const kcat = yield* kcatAvailable
+            const topic = unique("txn-fence")
+            const transactionalId = unique("txn-fence")
+            yield* createTopic(brokers, topic, { partitions: 2 })
+            const older = startExample("test/integration/transactionChild.ts", {
+              MODE: "loop",
+              DRIVER: driver,
+              BROKERS: brokers.join(","),
+              TOPIC: topic,
+              TRANSACTIONAL_ID: transactionalId,
+              TRANSACTION_TIMEOUT_MS: "10000"
+            })
+            yield* Effect.addFinalizer(() => Effect.sync(() => older.child.kill("SIGKILL")))
+            yield* Effect.promise(() => waitForOutput(older, (out) => out.includes("committed 3"), 30_000))
+            // the newer producer, in this process: its InitProducerId fences the older one
+            const newer = yield* publisherOver(make, { brokers, transactionalId })
+            yield* newer.transaction(publishAll(topic, 1000, 2))
+            yield* Effect.promise(() => waitForOutput(older, (out) => out.includes("done"), 30_000))
+            assert.strictEqual(yield* Effect.promise(() => older.exit), 0, older.stderr())
+            const lines = older.stdout().split("\n")
+            const committed = lines.filter((l) => l.startsWith("committed ")).map((l) => Number(l.split(" ")[1]))
+            const failed = lines.filter((l) => l.startsWith("failed "))
+            const visible = (yield* TopicReader.readAll({ brokers, topic, isolation: "read_committed" })).map(
+              (r) => (JSON.parse(new TextDecoder().decode(r.value ?? new Uint8Array())) as { n: number }).n
+            )
+            const kcatCommitted = kcat
+              ? yield* Effect.promise(() => kcatCount(brokers, topic, "read_committed"))
+              : undefined
+            console.log(
+              `fencing across two processes (${name}, Kafka ${kafkaVersion()}): the older committed ` +
+                `${committed.length} (${committed.at(-1)} last), then ${failed.join("; ")}; read_committed ` +
+                `${visible.length} TopicReader / ${kcatCommitted ?? "-"} kcat`
+            )
+            assert.deepStrictEqual(
+              failed.map((l) => l.split(" ").slice(2).join(" ")),
+              ["Fatal ProducerFenced", "Fatal ProducerFenced", "Fatal ProducerFenced"]
+            )
+            const byNumber = (a: number, b: number) => a - b
+            assert.deepStrictEqual(visible.sort(byNumber), [...committed, 1000, 1001].sort(byNumber))
+            if (kcat) assert.strictEqual(kcatCommitted, committed.length + 2)
+          }).pipe(Effect.scoped),
+        60_000
+      )
+
       // The broker refuses a record larger than the topic's max.message.bytes without writing it. Before the
       // driver started a new epoch after a failed send, @platformatic/kafka kept that request's sequence numbers
       // (its #performSend resets them only without a transaction), so every later send to the partition left a
