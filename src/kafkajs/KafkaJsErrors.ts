@@ -9,6 +9,7 @@
  * | Retriable (ambiguous) | RequestTimeout | KafkaJSRequestTimeoutError |
  * | Retriable | LeaderNotAvailable | KafkaJSStaleTopicMetadataAssignment |
  * | Retriable | Throttled | KafkaJSLockTimeout (request not sent) |
+ * | Retriable (ambiguous) | NotLeader | KafkaJSWouldWriteAgain (the transactional driver refused kafkajs's resend of records already written, `produceRetries.ts`) |
  * | Fatal | AuthenticationFailed | KafkaJSSASLAuthenticationError |
  * | Fatal | UnsupportedVersion | KafkaJSServerDoesNotSupportApiKey |
  * | Fatal | InvalidTopic | KafkaJSNonRetriableError "Invalid topic" |
@@ -48,6 +49,8 @@ export const clientErrors: Readonly<Record<string, Classification>> = table({
   KafkaJSGroupCoordinatorNotFound: retriable("BrokerUnavailable"),
   KafkaJSStaleTopicMetadataAssignment: retriable("LeaderNotAvailable"),
   KafkaJSLockTimeout: retriable("Throttled"),
+  // the driver's own guard (produceRetries.ts): a retry would have written records again after a leader change
+  KafkaJSWouldWriteAgain: retriable("NotLeader", true),
   KafkaJSSASLAuthenticationError: fatal("AuthenticationFailed"),
   KafkaJSServerDoesNotSupportApiKey: fatal("UnsupportedVersion")
 })

@@ -40,6 +40,7 @@ import { millis } from "../internal/duration.ts"
 import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import { offsetsFromBase, type Placement, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
+import { failedSend } from "../internal/transactionalSends.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
 import { type PublishError, Retriable } from "../PublishError.ts"
@@ -51,7 +52,8 @@ import {
 } from "../TransactionalProducer.ts"
 import { codecFor } from "./compressionCodecs.ts"
 import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
-import { toPublishError } from "./KafkaJsErrors.ts"
+import { toPublishError, vocabulary } from "./KafkaJsErrors.ts"
+import { guardProduceRetries } from "./produceRetries.ts"
 
 export type { Acks, DriverRetry, Sasl, SaslMechanism } from "../ProducerConfig.ts"
 
@@ -430,8 +432,13 @@ export interface KafkaJsTransactionalConfig extends KafkaJsConfig, TransactionCo
  * allows neither a second try nor a new transaction ("Cannot call beginTransaction in state COMMITTING").
  * The next `begin` therefore replaces such a producer with a new one, whose InitProducerId makes the
  * coordinator end the old transaction first (a commit it had begun completes, an open transaction aborts),
- * as the Java client's answer to such an error is to close the producer and make a new one. A fenced producer
- * is not replaced: the new one would fence the producer that fenced it.
+ * as the Java client's answer to such an error is to close the producer and make a new one. The same after a
+ * send inside the transaction failed: kafkajs's sequence numbers may no longer match the broker's
+ * (`internal/transactionalSends.ts`), and a Produce of the failed send can still be on its way (kafkajs retries a
+ * send while parts of the previous attempt wait for a broker lock); the new producer's epoch starts the numbering
+ * again, and the broker refuses whatever the old one still sends. (kafkajs's InitProducerId, v1, cannot name the
+ * epoch it held, so the new producer fences any other of the id, as a restarted process would.) A fenced
+ * producer is not replaced: the new one would fence the producer that fenced it.
  */
 export const makeTransactional = (
   config: KafkaJsTransactionalConfig
@@ -442,6 +449,9 @@ export const makeTransactional = (
     const context = { autoCreateTopics: settings.autoCreateTopics }
     const kafka = new kafkajs.Kafka(kafkaOptions(config))
     retryAddPartitionsQuickly(kafka)
+    // kafkajs would resend records whose first Produce is still in flight when another broker's fails, with new
+    // sequence numbers: written twice inside the transaction (see produceRetries.ts)
+    guardProduceRetries(kafka)
     const newProducer = () =>
       kafka.producer({
         transactionalId: config.transactionalId,
@@ -464,8 +474,10 @@ export const makeTransactional = (
     const disconnect = (producer: kafkajs.Producer) =>
       Effect.promise(() => producer.disconnect().catch(() => undefined))
     let producer = newProducer()
-    // set when a commit or abort failed (not fenced): kafkajs cannot go on with this producer
+    // set when a commit, an abort or a send failed (not fenced): kafkajs cannot go on with this producer
     let stuck = false
+    // a fencing: every later begin fails with it (kafkajs cannot ask the coordinator whether to go on)
+    let fenced: PublishError | undefined
     yield* Effect.acquireRelease(connect(producer), () => disconnect(producer))
     yield* initialise(producer)
     const replaceIfStuck = Effect.suspend(() => {
@@ -492,13 +504,16 @@ export const makeTransactional = (
       step(run, false).pipe(
         Effect.tapError((error) =>
           Effect.sync(() => {
-            if (error.reason !== "ProducerFenced") stuck = true
+            if (error.reason === "ProducerFenced") fenced ??= error
+            else stuck = true
           })
         )
       )
     // One send at a time, each to its end, as for the idempotent producer: kafkajs locks per broker, not per
     // partition, and takes back a failed request's sequence numbers, so two sends in flight across a leader
-    // change (the Publisher's retries inside a transaction run concurrently) could reuse or skip numbers.
+    // change (the Publisher's sends inside a transaction run concurrently) could reuse or skip numbers. (The
+    // records written twice inside a transaction had another cause: kafkajs's retry within one send, which
+    // guardProduceRetries answers.)
     const sends = SendQueue.make(true)
     const handleFor = (transaction: kafkajs.Transaction): TransactionHandle => ({
       send: (records) =>
@@ -518,14 +533,23 @@ export const makeTransactional = (
                 signal
               ),
             catch: (cause) => toPublishError(cause, { ...context, topic: records[0]!.topic, requestSent: true })
-          }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+          }).pipe(
+            Effect.flatMap((response) => receipts(batch, response, settings, partitioner)),
+            // a partition kafkajs left unanswered fails here too (its retry regrouped the partitions)
+            Effect.mapError((error) => {
+              const read = failedSend(error, vocabulary)
+              if (read.fenced) fenced ??= read.error
+              else stuck = true
+              return read.error
+            })
+          )
         }),
       commit: end(() => transaction.commit()),
       abort: end(() => transaction.abort())
     })
     return TransactionalProducer.of({
       transactionalId: config.transactionalId,
-      begin: replaceIfStuck.pipe(
+      begin: Effect.suspend(() => (fenced === undefined ? replaceIfStuck : Effect.fail(fenced))).pipe(
         Effect.andThen(
           Effect.tryPromise({ try: () => producer.transaction(), catch: (cause) => toPublishError(cause, context) })
         ),

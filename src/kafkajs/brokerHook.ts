@@ -31,11 +31,12 @@ interface Cluster {
 
 /**
  * Calls `hook` once for each broker that a client of `kafka` created from now on uses (every request to a
- * broker goes through the cluster's `findBroker`), so the hook can wrap the broker's requests.
+ * broker goes through the cluster's `findBroker`), so the hook can wrap the broker's requests. `cluster` is
+ * the client's own cluster (one per producer, consumer or admin), for state a hook keeps per client.
  *
  * @internal
  */
-export const onEachBroker = (kafka: KafkaJs.Kafka, hook: (broker: Broker) => void): void => {
+export const onEachBroker = (kafka: KafkaJs.Kafka, hook: (broker: Broker, cluster: object) => void): void => {
   const key = clusterFactoryKey(kafka)
   const slots = kafka as unknown as Record<symbol, (options: unknown) => Cluster>
   const create = slots[key]!
@@ -47,7 +48,7 @@ export const onEachBroker = (kafka: KafkaJs.Kafka, hook: (broker: Broker) => voi
       const broker = await findBroker(query)
       if (!hooked.has(broker)) {
         hooked.add(broker)
-        hook(broker)
+        hook(broker, cluster)
       }
       return broker
     }

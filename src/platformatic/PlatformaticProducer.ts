@@ -37,7 +37,7 @@ import {
   ProduceAcks,
   type ProduceResult
 } from "@platformatic/kafka"
-import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { type Config, Duration, Effect, Exit, Layer, Option, Redacted, type Scope } from "effect"
 import { toBuffer } from "../internal/bytes.ts"
 import { errorName, retryDelayMillis } from "../internal/concurrentTransactions.ts"
 import { millis } from "../internal/duration.ts"
@@ -45,9 +45,10 @@ import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import * as Partitioner from "../internal/partitioner.ts"
 import { offsetsFromBase, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
+import { failedSend } from "../internal/transactionalSends.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import * as ProducerConfig from "../ProducerConfig.ts"
-import { type PublishError, Retriable } from "../PublishError.ts"
+import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
 import * as RetryPolicy from "../RetryPolicy.ts"
 import {
   TransactionalProducer,
@@ -55,7 +56,7 @@ import {
   type TransactionHandle,
   transactionTimeoutOf
 } from "../TransactionalProducer.ts"
-import { toPublishError } from "./PlatformaticErrors.ts"
+import { toPublishError, vocabulary } from "./PlatformaticErrors.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
 export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
@@ -391,12 +392,25 @@ export const quickAddPartitionsRetry =
  * sends its `timeout` as the transaction timeout, so `transactionTimeout` is passed as that `timeout`
  * (it bounds the broker's wait for replicas too). Errors are classified as the driver's sends are.
  *
- * A commit or abort that fails leaves the client holding that transaction (it refuses every later begin
- * with "There is already an active transaction."), and forgetting it locally would let the next
- * transaction continue it at the coordinator. So the next `begin` replaces the client and initialises the
- * producer id again: the coordinator aborts (or completes, for an ambiguous commit) whatever was open for
- * the id first. A fenced producer is not replaced (that would fence the newer one): it fails
- * `ProducerFenced` from then on.
+ * Some failures leave this client unable to go on as it is, and the next `begin` replaces it with a new one
+ * (a new producer epoch: every partition's sequence numbers start again at 0):
+ * - A send inside the transaction failed: the client's sequence numbers may no longer match the broker's
+ *   (`internal/transactionalSends.ts`). The new client's InitProducerId names the producer id and epoch the
+ *   failed transaction used (KIP-360, as the Java client's epoch bump after an abortable error), so the
+ *   coordinator bumps the epoch only if no other producer took the id meanwhile.
+ * - A commit or abort failed: the client holds that transaction (it refuses every later begin with "There is
+ *   already an active transaction."), and forgetting it locally would let the next transaction continue it at
+ *   the coordinator. The new client initialises as a new producer (-1 / -1): the coordinator aborts (or
+ *   completes, for an ambiguous commit) whatever was open for the id first.
+ * - PRODUCER_FENCED / INVALID_PRODUCER_EPOCH: either a newer producer took the id, or the coordinator aborted
+ *   the transaction on its timeout and bumped the epoch itself. The driver asks the coordinator which, with an
+ *   InitProducerId naming the epoch it held: a coordinator at `transaction.version` 2 (Kafka 4) accepts that
+ *   after its own timeout bump (`TransactionMetadata.prepareAbortOrCommit` keeps the old epoch as the last
+ *   one) and refuses it once another producer initialised. Accepted: the commit fails Fatal
+ *   `TransactionAborted` (nothing of it is visible) and the producer goes on. Refused (a newer producer, or a
+ *   Kafka 3.x coordinator, whose timeout abort forgets the old epoch, `endTransactionWithTV1`, so it cannot
+ *   tell either), or no answer within 10 s: Fatal `ProducerFenced` from then on, and no new producer is started
+ *   (it would fence the newer one).
  */
 export const makeTransactional = (
   config: PlatformaticTransactionalConfig
@@ -405,23 +419,30 @@ export const makeTransactional = (
     const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
     const context = { autoCreateTopics }
     const options = clientOptions({ ...config, idempotent: true, acks: "all" })
-    const open = () =>
+    // InitProducerId sends the client's configured id / epoch: -1 / -1 is "a new producer" (as the Java client's
+    // initTransactions), which fences every other; the id and epoch this producer held is "the same producer,
+    // going on" (KIP-360). The client's default, 0 / 0, is answered PRODUCER_FENCED for an id the coordinator knows.
+    const open = (expected: Epoch | undefined) =>
       new Client({
         ...options,
         retryDelay: quickAddPartitionsRetry(options.retryDelay),
         transactionalId: config.transactionalId,
         timeout: millis(transactionTimeoutOf(config)),
-        // the client's InitProducerId sends its configured id / epoch, 0 / 0 by default: an "expected"
-        // producer that the coordinator answers PRODUCER_FENCED for an id it already knows. -1 / -1 is
-        // "a new producer", as the Java client sends it.
-        producerId: -1n,
-        producerEpoch: -1
+        producerId: expected?.producerId ?? -1n,
+        producerEpoch: expected?.producerEpoch ?? -1
       })
-    const close = (client: Client) => Effect.promise(() => client.close(true).catch(() => undefined))
-    let client = open()
+    // bounded: a connection's close waits for its socket's 'close' event (`destroySoon`), and a replaced client
+    // is closed inside the commit that found the coordinator had aborted its transaction
+    const close = (client: Client) =>
+      Effect.promise(() => client.close(true).catch(() => undefined)).pipe(
+        Effect.timeoutOption(closeTimeout),
+        Effect.asVoid
+      )
+    let client = open(undefined)
     yield* Effect.addFinalizer(() => close(client))
-    // why the client cannot begin: it holds a transaction whose end failed, or it was fenced
-    let stuck = false
+    // what the next begin does first: nothing, or replace the client, whose InitProducerId names `expected`
+    // (the epoch this producer held) or, without it, starts a new producer (see the notes above)
+    let renewal: { readonly expected: Epoch | undefined } | undefined
     let fenced: PublishError | undefined
     const partitioner = Partitioner.make()
     const beginOn = (owner: Client) =>
@@ -429,44 +450,82 @@ export const makeTransactional = (
     const step = (run: () => Promise<unknown>) =>
       Effect.asVoid(Effect.tryPromise({ try: run, catch: (cause) => toPublishError(cause, context) }))
     const initialise = (owner: Client) => Effect.flatMap(beginOn(owner), (first) => step(() => first.cancel()))
-    const reopen = Effect.gen(function* () {
-      const old = client
-      client = open()
-      yield* close(old)
-      yield* initialise(client)
-      stuck = false
-    })
-    // a failed commit or abort: see the notes above
-    const ending = (run: () => Promise<unknown>) =>
-      step(run).pipe(
-        Effect.tapError((error) =>
-          Effect.sync(() => {
-            if (error._tag === "Fatal" && error.reason === "ProducerFenced") fenced = error
-            else stuck = true
-          })
+    const renew = (expected: Epoch | undefined) =>
+      Effect.gen(function* () {
+        const old = client
+        client = open(expected)
+        yield* close(old)
+        yield* initialise(client).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              if (isFenced(error)) fenced = error
+            })
+          )
         )
-      )
+        renewal = undefined
+      })
     yield* initialise(client)
     const handleFor = (
       owner: Client,
       transaction: Awaited<ReturnType<Client["beginTransaction"]>>
-    ): TransactionHandle => ({
-      send: (records) =>
-        Effect.gen(function* () {
-          if (records.length === 0) return []
-          const placed = yield* placeAll(owner, records, autoCreateTopics, partitioner)
-          const result = yield* Effect.tryPromise({
-            try: () => transaction.send({ messages: placed.messages as Array<MessageToProduce> }),
-            catch: (cause) => failure(cause, placed, autoCreateTopics)
-          })
-          return yield* receipts(placed, result, "all")
-        }),
-      commit: ending(() => transaction.commit()),
-      abort: ending(() => transaction.abort())
-    })
+    ): TransactionHandle => {
+      // the epoch this transaction runs in, for the InitProducerId that replaces the client after a failure
+      const held: Epoch | undefined =
+        owner.producerId === undefined || owner.producerEpoch === undefined
+          ? undefined
+          : { producerId: owner.producerId, producerEpoch: owner.producerEpoch }
+      // a failed commit or abort: see the notes above
+      const ending = (run: () => Promise<unknown>) =>
+        step(run).pipe(
+          Effect.tapError((error) =>
+            Effect.sync(() => {
+              renewal = isFenced(error) ? { expected: held } : { expected: undefined }
+            })
+          )
+        )
+      return {
+        send: (records) =>
+          Effect.gen(function* () {
+            if (records.length === 0) return []
+            const placed = yield* placeAll(owner, records, autoCreateTopics, partitioner)
+            const result = yield* Effect.tryPromise({
+              try: () => transaction.send({ messages: placed.messages as Array<MessageToProduce> }),
+              catch: (cause) => failure(cause, placed, autoCreateTopics)
+            })
+            return yield* receipts(placed, result, "all")
+          }).pipe(
+            Effect.mapError((error) => {
+              // a later failed commit or abort asks for a new producer instead
+              renewal ??= { expected: held }
+              return failedSend(error, vocabulary).error
+            })
+          ),
+        commit: ending(() => transaction.commit()).pipe(
+          // fenced or the coordinator's own epoch bump: ask now, so the commit says which. Unless the coordinator
+          // lets the producer go on within `recoveryTimeout`, it is fenced from now on, as with the Java client
+          // (a new client can spin on FindCoordinator for good right after a broker's pause: seen on 4.1.2)
+          Effect.catchIf(isFenced, (error) =>
+            renew(held).pipe(
+              Effect.timeoutOption(recoveryTimeout),
+              Effect.exit,
+              Effect.flatMap((renewed) => {
+                if (Exit.isSuccess(renewed) && Option.isSome(renewed.value)) {
+                  return Effect.fail(abortedByCoordinator(config.transactionalId, error))
+                }
+                fenced ??= error
+                renewal = undefined
+                return Effect.andThen(close(client), Effect.fail(error))
+              })
+            )
+          )
+        ),
+        // after the commit found the coordinator had aborted the transaction, the client is a new one already
+        abort: Effect.suspend(() => (owner === client ? ending(() => transaction.abort()) : Effect.void))
+      }
+    }
     const begin = Effect.suspend(() => {
       if (fenced !== undefined) return Effect.fail(fenced)
-      const ready = stuck ? reopen : Effect.void
+      const ready = renewal === undefined ? Effect.void : renew(renewal.expected)
       return ready.pipe(
         Effect.andThen(() => {
           const owner = client
@@ -475,6 +534,30 @@ export const makeTransactional = (
       )
     })
     return TransactionalProducer.of({ transactionalId: config.transactionalId, begin })
+  })
+
+/** How long closing a replaced transactional client may take before the driver goes on without waiting. */
+const closeTimeout = Duration.seconds(5)
+
+/** How long a commit refused as fenced waits for the coordinator to say whether the producer may go on. */
+const recoveryTimeout = Duration.seconds(10)
+
+/** A producer id and epoch, as InitProducerId names them. */
+interface Epoch {
+  readonly producerId: bigint
+  readonly producerEpoch: number
+}
+
+const isFenced = (error: PublishError): boolean => error._tag === "Fatal" && error.reason === "ProducerFenced"
+
+/** The commit's answer when the coordinator had aborted the transaction on its timeout (see `makeTransactional`). */
+const abortedByCoordinator = (transactionalId: string, fencing: PublishError) =>
+  new Fatal({
+    reason: "TransactionAborted",
+    message:
+      `Transaction ${transactionalId} was aborted by the coordinator, on its transaction timeout, before the ` +
+      "commit (nothing of it is visible). Not fenced: the coordinator let this producer go on with a new epoch",
+    cause: fencing
   })
 
 /** The transactional @platformatic/kafka layer (see `makeTransactional`). */

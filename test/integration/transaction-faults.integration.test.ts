@@ -20,6 +20,9 @@ import { describeWithKafka, kafkaVersion } from "./broker.ts"
 import { kcatAvailable, kcatCount } from "./kcat.ts"
 import { ownCluster } from "./ownCluster.ts"
 import { createTopic } from "./realHarness.ts"
+import { installTxnTrace } from "./txnTrace.ts"
+
+installTxnTrace()
 
 type DriverMake = (
   config: KafkaJsProducer.KafkaJsTransactionalConfig
@@ -123,6 +126,131 @@ describeWithKafka("transaction faults (kill -9, broker paused during commit)", (
         60_000
       )
 
+      it.live(
+        "fencing across two processes: a newer producer with the same id fences the publishing process, which fails ProducerFenced from then on; nothing it sends afterwards is visible",
+        () =>
+          Effect.gen(function* () {
+            const brokers = cluster().brokers
+            const kcat = yield* kcatAvailable
+            const topic = unique("txn-fence")
+            const transactionalId = unique("txn-fence")
+            yield* createTopic(brokers, topic, { partitions: 2 })
+            const older = startExample("test/integration/transactionChild.ts", {
+              MODE: "loop",
+              DRIVER: driver,
+              BROKERS: brokers.join(","),
+              TOPIC: topic,
+              TRANSACTIONAL_ID: transactionalId,
+              TRANSACTION_TIMEOUT_MS: "10000"
+            })
+            yield* Effect.addFinalizer(() => Effect.sync(() => older.child.kill("SIGKILL")))
+            yield* Effect.promise(() => waitForOutput(older, (out) => out.includes("committed 3"), 30_000))
+            // the newer producer, in this process: its InitProducerId fences the older one
+            const newer = yield* publisherOver(make, { brokers, transactionalId })
+            yield* newer.transaction(publishAll(topic, 1000, 2))
+            yield* Effect.promise(() => waitForOutput(older, (out) => out.includes("done"), 30_000))
+            assert.strictEqual(yield* Effect.promise(() => older.exit), 0, older.stderr())
+            const lines = older.stdout().split("\n")
+            const committed = lines.filter((l) => l.startsWith("committed ")).map((l) => Number(l.split(" ")[1]))
+            const failed = lines.filter((l) => l.startsWith("failed "))
+            const visible = (yield* TopicReader.readAll({ brokers, topic, isolation: "read_committed" })).map(
+              (r) => (JSON.parse(new TextDecoder().decode(r.value ?? new Uint8Array())) as { n: number }).n
+            )
+            const kcatCommitted = kcat
+              ? yield* Effect.promise(() => kcatCount(brokers, topic, "read_committed"))
+              : undefined
+            console.log(
+              `fencing across two processes (${name}, Kafka ${kafkaVersion()}): the older committed ` +
+                `${committed.length} (${committed.at(-1)} last), then ${failed.join("; ")}; read_committed ` +
+                `${visible.length} TopicReader / ${kcatCommitted ?? "-"} kcat`
+            )
+            assert.deepStrictEqual(
+              failed.map((l) => l.split(" ").slice(2).join(" ")),
+              ["Fatal ProducerFenced", "Fatal ProducerFenced", "Fatal ProducerFenced"]
+            )
+            const byNumber = (a: number, b: number) => a - b
+            assert.deepStrictEqual(visible.sort(byNumber), [...committed, 1000, 1001].sort(byNumber))
+            if (kcat) assert.strictEqual(kcatCommitted, committed.length + 2)
+          }).pipe(Effect.scoped),
+        60_000
+      )
+
+      // The broker refuses a record larger than the topic's max.message.bytes without writing it. Before the
+      // driver started a new epoch after a failed send, @platformatic/kafka kept that request's sequence numbers
+      // (its #performSend resets them only without a transaction), so every later send to the partition left a
+      // gap: OUT_OF_ORDER_SEQUENCE_NUMBER, read as Fatal ProducerFenced, for good (the "fencing" seen in the
+      // coordinator fail-over).
+      it.live(
+        "a send the broker refuses fails its transaction, typed; the producer's next transactions to that partition commit",
+        () =>
+          Effect.gen(function* () {
+            const brokers = cluster().brokers
+            const kcat = yield* kcatAvailable
+            const topic = unique("txn-refused")
+            yield* createTopic(brokers, topic, { partitions: 1, maxMessageBytes: 2_000 })
+            const txp = yield* publisherOver(make, { brokers, transactionalId: unique("txn-refused") })
+            const padded = Topic.make({ name: topic, schema: Schema.Struct({ n: Schema.Number, pad: Schema.String }) })
+            const publishPadded = (n: number, size: number) =>
+              Effect.flatMap(Publisher.Publisher, (p) => p.publishAll(padded, [{ n, pad: "x".repeat(size) }]))
+            yield* txp.transaction(publishPadded(0, 10))
+            const refused = outcomeOf(yield* Effect.exit(txp.transaction(publishPadded(1, 5_000))))
+            const next = []
+            for (let n = 2; n <= 4; n++)
+              next.push(outcomeOf(yield* Effect.exit(txp.transaction(publishPadded(n, 10)))).label)
+            const committed = yield* counts(brokers, topic, "read_committed", kcat)
+            console.log(
+              `refused send (${name}, Kafka ${kafkaVersion()}): ${refused.label}; next transactions: ${next.join(", ")}; ` +
+                `read_committed ${committed.reader} TopicReader / ${committed.kcat ?? "-"} kcat`
+            )
+            assert.include(refused.label, "RecordTooLarge")
+            assert.deepStrictEqual(next, ["committed", "committed", "committed"])
+            assert.deepStrictEqual(committed, { reader: 4, kcat: kcat ? 4 : undefined })
+          }).pipe(Effect.scoped),
+        60_000
+      )
+
+      // A transaction left open past its timeout: the coordinator aborts it and bumps the producer epoch, and the
+      // commit is refused as a fencing would be. With Kafka 4 (transaction.version 2) the coordinator keeps the
+      // old epoch as the last one, so @platformatic/kafka's InitProducerId naming it is accepted (no other producer
+      // took the id): TransactionAborted, and the producer goes on. Kafka 3.9 forgets it, and kafkajs's
+      // InitProducerId cannot name one: ProducerFenced from then on, as with the Java client.
+      it.live(
+        "a transaction open past its timeout is aborted by the coordinator: typed, nothing visible; the producer goes on where the coordinator can tell this from a newer producer",
+        () =>
+          Effect.gen(function* () {
+            const brokers = cluster().brokers
+            const kcat = yield* kcatAvailable
+            const topic = unique("txn-timeout")
+            yield* createTopic(brokers, topic, { partitions: 2 })
+            const txp = yield* publisherOver(make, {
+              brokers,
+              transactionalId: unique("txn-timeout"),
+              transactionTimeout: "3 seconds"
+            })
+            yield* txp.transaction(publishAll(topic, 0, 2))
+            // the coordinator looks every second: the transaction is aborted 3 to 4 s after its first send
+            const late = outcomeOf(
+              yield* Effect.exit(txp.transaction(Effect.andThen(publishAll(topic, 10, 5), Effect.sleep("6 seconds"))))
+            )
+            const next = outcomeOf(yield* Effect.exit(txp.transaction(publishAll(topic, 20, 3))))
+            const committed = yield* counts(brokers, topic, "read_committed", kcat)
+            console.log(
+              `transaction past its timeout (${name}, Kafka ${kafkaVersion()}): ${late.label}; next transaction: ` +
+                `${next.label}; read_committed ${committed.reader} TopicReader / ${committed.kcat ?? "-"} kcat`
+            )
+            const goesOn = name === "@platformatic/kafka" && kafkaVersion().startsWith("4.")
+            if (goesOn) {
+              assert.include(late.label, "Fatal TransactionAborted")
+              assert.strictEqual(next.label, "committed")
+            } else {
+              assert.include(late.label, "Fatal ProducerFenced")
+              assert.include(next.label, "Fatal ProducerFenced")
+            }
+            assert.deepStrictEqual(committed, { reader: goesOn ? 5 : 2, kcat: kcat ? (goesOn ? 5 : 2) : undefined })
+          }).pipe(Effect.scoped),
+        60_000
+      )
+
       // before the request timeout the commit's answer comes late; after it the client times the request out
       // and tries again; past the transaction timeout (6 s) the coordinator, once resumed, may abort it first
       const pauses = [
@@ -209,7 +337,15 @@ const outcomeOf = (
   if (reason?._tag !== "Fail") throw new Error(`the commit ended untyped: ${exit.cause}`)
   const error = reason.error
   // a send failed before the commit: the transaction aborted
-  if (error._tag === "PublishAllFailed") return { label: error._tag, visible: false }
+  if (error._tag === "PublishAllFailed") {
+    const first = error.failures[0]?.error as
+      | { readonly _tag?: string; readonly reason?: string; readonly message?: string }
+      | undefined
+    return {
+      label: `${error._tag}(${first?._tag} ${first?.reason} "${first?.message?.slice(0, 120)}")`,
+      visible: false
+    }
+  }
   const label = `${error._tag} ${error.reason} "${error.message}"`
   return mayHaveWritten(error) ? { label: `${label} (ambiguous, possiblyDelivered)` } : { label, visible: false }
 }
