@@ -27,10 +27,20 @@ export interface ObserveDeps {
 export const makeObserved = (deps: ObserveDeps) => {
   // counted here, not read off the FiberSet: a publish that completes at once is never seen in the set
   let inFlight = 0
-  /** Counts publishes in and out, and sets the gauge: for code outside an Effect. */
+  let gaugeDue = false
+  /**
+   * Counts publishes in and out, for code outside an Effect. The gauge is set once at the end of the
+   * synchronous step (a microtask), not on every change: a batch's answer settles hundreds of publishes in
+   * one step, and a gauge is read by an exporter, not between two of them.
+   */
   const countUnsafe = (delta: number, context: Context.Context<never>) => {
     inFlight += delta
-    deps.metrics.unsafe.setInFlight(inFlight, context)
+    if (gaugeDue) return
+    gaugeDue = true
+    queueMicrotask(() => {
+      gaugeDue = false
+      deps.metrics.unsafe.setInFlight(inFlight, context)
+    })
   }
   const count = (delta: number) =>
     Effect.suspend(() => {

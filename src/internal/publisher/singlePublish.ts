@@ -25,7 +25,7 @@ import {
   type Tally
 } from "./attempts.ts"
 import { type Lifecycle, refused } from "./lifecycle.ts"
-import { annotate, finished, type Observed, spanOptions } from "./observation.ts"
+import { finished, type Observed, spanOptions } from "./observation.ts"
 
 interface PerEventDeps extends DeliverDeps {
   /** `send` answering through a callback: the Batcher's own, else `send` in a fiber per call. */
@@ -242,11 +242,10 @@ const makePerEventPath = (deps: PerEventDeps) => {
     if (Exit.isSuccess(exit) && exit.value._tag === "Delivered" && (health._tag === "None" || recordNow)) {
       const receipt = exit.value
       recordNow?.("success", monotonicMillis(publish.clock))
-      annotate(publish.span, {
-        "messaging.destination.partition.id": String(receipt.partition),
-        "messaging.kafka.offset": receipt.offset,
-        "messaging.kafka.attempts": receipt.attempts
-      })
+      const { span } = publish
+      span.attribute("messaging.destination.partition.id", String(receipt.partition))
+      span.attribute("messaging.kafka.offset", receipt.offset)
+      span.attribute("messaging.kafka.attempts", receipt.attempts)
       metrics.unsafe.delivered(publish.record.topic, seconds, context)
       endSpan(publish, exit)
       return publish.resume(exit)
