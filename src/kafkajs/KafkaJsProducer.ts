@@ -23,7 +23,11 @@
  *   concurrent single-record requests;
  * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
  *   numbers), so nothing can collide with a batch of unknown fate; a send whose caller gave up while that
- *   session was being set up is not sent.
+ *   session was being set up is not sent;
+ * - the sends queued behind a failed one (called before its caller had the failure) are not sent: they fail
+ *   Retriable, not ambiguous, "not written, to keep the order", as the `Producer` contract's ordered-failure
+ *   property asks (`SendQueue`'s keepOrder). Run on a new session, they would be written ahead of the
+ *   failed send's records, which its caller sends again later.
  *
  * A failed send of records in several partitions reports `outcomes` "unknown" for every record: kafkajs
  * fails the whole request when one partition's answer is an error, and the broker may have appended the
@@ -37,7 +41,7 @@ import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effe
 import kafkajs from "kafkajs"
 import { toBuffer } from "../internal/bytes.ts"
 import { millis } from "../internal/duration.ts"
-import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import { heldBack, spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import { offsetsFromBase, type Placement, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
 import { Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
@@ -170,9 +174,17 @@ interface Session {
   failed: boolean
 }
 
+/** One send's place in line (taken when the send is called) and its end. */
+interface SessionTurn {
+  readonly send: (request: kafkajs.ProducerBatch, signal: AbortSignal) => Promise<Array<kafkajs.RecordMetadata>>
+  /** The caller has the send's answer (see `SendQueue`'s keepOrder). */
+  readonly done: () => void
+}
+
 /** The kafkajs producers a driver sends on: one at a time, a new one after a failed idempotent send. */
 interface Sessions {
-  readonly send: (request: kafkajs.ProducerBatch, signal: AbortSignal) => Promise<Array<kafkajs.RecordMetadata>>
+  /** Takes a send's place in line, now. */
+  readonly turn: () => SessionTurn
   /**
    * Failures of requests kafkajs was given (not of a reconnect before them). kafkajs reconnects inside its
    * send loop after losing a request in flight and, when that reconnect is refused, reports only the
@@ -208,8 +220,8 @@ const makeSessions = (
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
     })
     // Idempotent sends run one at a time, each to its end (kafkajs's own retries included), and a failed
-    // send retires its session: see the module comment.
-    const queue = SendQueue.make(idempotent)
+    // send retires its session; the sends queued behind it are not sent (keepOrder): see the module comment.
+    const queue = SendQueue.make(idempotent, { keepOrder: idempotent })
     const sentThenFailed = new WeakSet<object>()
     // After a failed reconnect, sends waiting in the queue fail at once for `reconnectBackoff` instead of
     // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
@@ -246,7 +258,10 @@ const makeSessions = (
     }
 
     return {
-      send: (request, signal) => queue.run(() => sendOnSession(request, signal), signal),
+      turn: () => {
+        const turn = queue.turn()
+        return { send: (request, signal) => turn.run(() => sendOnSession(request, signal), signal), done: turn.done }
+      },
       sentThenFailed,
       inFlight: queue.inFlight,
       close: Effect.gen(function* () {
@@ -302,7 +317,23 @@ const placementsOf = (batch: Batch, assigned: WeakMap<object, number>): Array<Pl
 const beforeAnyWrite = new Set(["UnknownTopic", "InvalidTopic", "AuthenticationFailed", "UnsupportedVersion"])
 
 /** The typed error of a failed send; a sent, multi-partition one says every record's fate is unknown. */
-const failure = (cause: unknown, batch: Batch, settings: Settings, sessions: Sessions, p: StickyPartitioner) => {
+const failure = (
+  cause: unknown,
+  batch: Batch,
+  settings: Settings,
+  sessions: Sessions,
+  p: StickyPartitioner
+): PublishError => {
+  if (cause instanceof SendQueue.NotSentAfterFailure) {
+    // queued behind a send that failed: not sent, certainly not written
+    let earlier = cause.earlier
+    while (earlier instanceof SendQueue.NotSentAfterFailure) earlier = earlier.earlier
+    const topic = batch.records[0]!.topic
+    return heldBack(toPublishError(earlier, { autoCreateTopics: settings.autoCreateTopics, topic }), {
+      ambiguous: false,
+      topic
+    })
+  }
   const sent = typeof cause === "object" && cause !== null && sessions.sentThenFailed.has(cause)
   const placements = placementsOf(batch, p.assigned)
   const error = toPublishError(cause, {
@@ -391,10 +422,14 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           compression: settings.compression,
           topicMessages: batch.topicMessages
         }
+        const turn = sessions.turn()
         return Effect.tryPromise({
-          try: (signal) => sessions.send(request, signal),
+          try: (signal) => turn.send(request, signal),
           catch: (cause) => failure(cause, batch, settings, sessions, partitioner)
-        }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+        }).pipe(
+          Effect.flatMap((response) => receipts(batch, response, settings, partitioner)),
+          Effect.ensuring(Effect.sync(turn.done))
+        )
       })
 
     return Producer.of({ send, inFlight: Effect.sync(sessions.inFlight) })

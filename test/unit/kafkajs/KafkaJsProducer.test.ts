@@ -111,6 +111,36 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("keepOrder: the sends queued behind a failed send are not sent (Retriable, not ambiguous)", () =>
+    Effect.gen(function* () {
+      let fail: (error: Error) => void = () => {}
+      const sends = answering(
+        (request) =>
+          new Promise((resolve, reject) => {
+            if (sends.length === 1) fail = reject
+            else resolve([{ topicName: "t", partition: 0, errorCode: 0, baseOffset: String(sends.length) }])
+            void request
+          })
+      )
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+      const first = yield* Effect.forkChild(Effect.flip(producer.send([record(0, "a")])))
+      const second = yield* Effect.forkChild(Effect.flip(producer.send([record(0, "b")])))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 10)))
+      fail(protocolError("NOT_LEADER_FOR_PARTITION"))
+      assert.strictEqual((yield* Fiber.join(first)).reason, "NotLeader")
+      const held = yield* Fiber.join(second)
+      assert.strictEqual(held._tag, "Retriable")
+      assert.strictEqual(held.reason, "NotLeader")
+      assert.isFalse(held._tag === "Retriable" && held.ambiguous)
+      assert.include(held.message, "to keep the order")
+      assert.strictEqual(sends.length, 1, "the second send never reached kafkajs")
+      // a send after both returned goes (on a new session)
+      yield* producer.send([record(0, "c")])
+      assert.strictEqual(sends.length, 2)
+      assert.strictEqual(stub.created, 2)
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("issue 18 (suspicion): a send whose caller gave up while a new session connected is not sent", () =>
     Effect.gen(function* () {
       let releaseConnect: () => void = () => {}
