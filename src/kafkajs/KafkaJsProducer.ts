@@ -29,6 +29,9 @@
  *   property asks (`SendQueue`'s keepOrder). Run on a new session, they would be written ahead of the
  *   failed send's records, which its caller sends again later.
  *
+ * So `maxInFlightRequests` does not apply to idempotent sends here (one at a time); without idempotence it
+ * is kafkajs's own `maxInFlightRequests`.
+ *
  * A failed send of records in several partitions reports `outcomes` "unknown" for every record: kafkajs
  * fails the whole request when one partition's answer is an error, and the broker may have appended the
  * other partitions' batches. Not when the failure certainly came before anything was written (the request
@@ -200,7 +203,8 @@ interface Sessions {
 const makeSessions = (
   kafka: kafkajs.Kafka,
   settings: Settings,
-  partitioner: StickyPartitioner
+  partitioner: StickyPartitioner,
+  maxInFlight: number
 ): Effect.Effect<Sessions, PublishError> =>
   Effect.gen(function* () {
     const { idempotent, autoCreateTopics, retry } = settings
@@ -210,7 +214,7 @@ const makeSessions = (
         allowAutoTopicCreation: autoCreateTopics,
         createPartitioner: partitioner.create,
         retry,
-        ...(idempotent ? { maxInFlightRequests: 1 } : {})
+        maxInFlightRequests: idempotent ? 1 : maxInFlight
       })
       await producer.connect()
       return { producer, failed: false }
@@ -408,8 +412,9 @@ const receipts = (
 export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
   Effect.gen(function* () {
     const settings = yield* settingsOf(config)
+    const maxInFlight = yield* ProducerConfig.maxInFlightOf(config)
     const partitioner = stickyPartitioner()
-    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner)
+    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner, maxInFlight)
     yield* Effect.addFinalizer(() => sessions.close)
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>

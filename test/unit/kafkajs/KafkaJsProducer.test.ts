@@ -111,6 +111,19 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("maxInFlightRequests out of range fails the layer with a typed Fatal InvalidConfig, before a client", () =>
+    Effect.gen(function* () {
+      answering(async () => [])
+      for (const maxInFlightRequests of [0, 6, 2.5]) {
+        const error = failureOf(yield* Effect.exit(KafkaJsProducer.make({ brokers: ["stub:1"], maxInFlightRequests })))
+        assert.strictEqual(error._tag, "Fatal")
+        assert.strictEqual(error.reason, "InvalidConfig")
+        assert.include(error.message, "KAFKA_MAX_IN_FLIGHT_REQUESTS")
+      }
+      assert.strictEqual(stub.created, 0, "no client was made")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("keepOrder: the sends queued behind a failed send are not sent (Retriable, not ambiguous)", () =>
     Effect.gen(function* () {
       let fail: (error: Error) => void = () => {}
