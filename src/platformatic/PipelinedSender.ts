@@ -17,8 +17,14 @@
  * - Sends are taken in line when they are called (`turn`), before their records are placed, so an async
  *   metadata look-up cannot reorder them; a send waits in line until every send before it was placed.
  * - A send becomes one request per leader broker, one batch per partition. Requests to one broker leave in
- *   line order, at most `maxInFlight` at a time; a batch's sequence number is given when its request leaves
- *   (in line order per partition: the order `send` was called), and kept for every resend of it.
+ *   line order, at most `maxInFlight` at a time; a partition's waiting batches all stay in one broker's queue
+ *   (a newer leader in the metadata is used once they left), so a batch's sequence number, given when its
+ *   request leaves, follows the order `send` was called; it is kept for every resend of the batch.
+ * - A partition has several batches in flight only once the broker acknowledged a write of this session on
+ *   it (within `protectedFor`). A broker checks an idempotent producer's sequence numbers only when it keeps
+ *   state for the producer on the partition; with none (the session's first write there, or after the state
+ *   expired) it takes any number, so a batch sent behind a refused first batch would be written ahead of it
+ *   (seen on Kafka 3.9.2: the contract's ordered-failure test failed that way). Until then: one at a time.
  * - A failed batch stops all dispatching. Once nothing is in flight (a later batch of the partition answered
  *   OUT_OF_ORDER_SEQUENCE_NUMBER because its predecessor was not written is not written, and goes again
  *   after it; that answer does not count against its retries), the sender waits the retry backoff, refreshes
@@ -27,12 +33,14 @@
  *   partition, and a partition never has more than 5 batches in flight, so a copy it already wrote is
  *   answered with the original offset, not written twice.
  * - A batch fails for good when its error is not retriable (a `Fatal` row, or a producer-state answer:
- *   OUT_OF_ORDER_SEQUENCE_NUMBER with nothing failed before it, UNKNOWN_PRODUCER_ID, DUPLICATE_SEQUENCE_NUMBER)
- *   or when its retries are spent: "unknown" if any attempt was ambiguous, else "notWritten". Every later
- *   batch of that partition that is not written fails with it ("notWritten", or "unknown" after an
- *   ambiguous attempt of its own): it is never sent again under new numbers. Once the failed batches of the
- *   old session are settled and nothing is in flight, a new producer session starts (InitProducerId, every
- *   sequence from 0) before anything new is sent.
+ *   OUT_OF_ORDER_SEQUENCE_NUMBER with nothing failed before it, UNKNOWN_PRODUCER_ID, DUPLICATE_SEQUENCE_NUMBER,
+ *   which carries no offset: "unknown") or when its retries are spent: "unknown" if any attempt was
+ *   ambiguous, else "notWritten". Every later batch of that partition that is not written fails with it
+ *   ("notWritten", or "unknown" after an ambiguous attempt of its own): it is never sent again under new
+ *   numbers. Once the old session's batches are settled, a new producer session starts (InitProducerId,
+ *   every sequence from 0) before anything new is sent; if it cannot start, what waits fails (not sent).
+ * - A partition without a leader in the metadata waits (a failed attempt per look, backoff between them) in
+ *   a queue of its own; the other partitions go on meanwhile.
  * - The ordered-failure property (`Producer`'s module comment): a send called before an earlier send on the
  *   same partition returned its failure is not written on that partition either. A send taken in line
  *   before the failure was decided is caught by the rule above; one taken in line after that, but before the
@@ -40,9 +48,10 @@
  * - A send whose caller gave up (`done` before its answer) loses its batches that have not left yet (they
  *   have no sequence number, so nothing is skipped); batches already sent run to their end.
  *
- * Without idempotence the same machinery runs without producer id and sequence numbers (no duplicate check
- * on the broker: a resend after an ambiguous attempt may duplicate, as with the Java client). With acks=0
- * a request has no answer: it counts as written once it is on the socket.
+ * Without idempotence the same machinery runs without producer id and sequence numbers, and with one batch
+ * per partition in flight (the broker checks no order: a batch behind a failed one would be written first);
+ * requests to other partitions still overlap. A resend after an ambiguous attempt may duplicate, as with the
+ * Java client. With acks=0 a request has no answer: it counts as written once it is on the socket.
  *
  * @internal
  */

@@ -22,6 +22,8 @@
  * the client's `send` (which clears its sequence numbers while other sends are in flight and resends a
  * batch under new numbers: see that module). Up to `maxInFlightRequests` (default 5) produce requests are in
  * flight per broker, one batch per partition in each; sequence numbers follow the order `send` was called.
+ * A partition has more than one batch in flight only once the broker acknowledged a write of the session on
+ * it, and never without idempotence (nothing on the broker would keep the order then).
  * A failed batch is sent again (after the others in flight settled, the retry backoff and fresh metadata)
  * with the same producer id and sequence numbers, so the broker drops a copy it already wrote; when its
  * retries (`retry`) are spent, or the failure cannot be retried, it fails, the later batches of its

@@ -449,6 +449,23 @@ describe("PipelinedSender", () => {
     expect((await stuck).fates).toEqual([0n])
   })
 
+  it("without idempotence: one batch per partition in flight (nothing on the broker keeps the order), partitions overlap", async () => {
+    const c = cluster()
+    const s = sender(c, { idempotent: false, session: undefined })
+    const answers = [send(s, [msg(0, "a")]), send(s, [msg(0, "b")]), send(s, [msg(1, "c")])]
+    await settle()
+    expect(c.pending.map((p) => p.request.batches.map((b) => b.messages[0]!.value))).toEqual([["a"], ["c"]])
+    c.answer(0, { 0: "NOT_ENOUGH_REPLICAS" })
+    c.answer()
+    await vi.advanceTimersByTimeAsync(100)
+    while (c.pending.length > 0) {
+      c.answer()
+      await settle()
+    }
+    expect((await Promise.all(answers)).map((a) => a.fates)).toEqual([[0n], [1n], [0n]])
+    expect(c.values(0)).toEqual(["a", "b"])
+  })
+
   it("without idempotence: no producer id, no sequence numbers; acks=0 answers offset -1", async () => {
     const c = cluster()
     const s = sender(c, { idempotent: false, session: undefined })
