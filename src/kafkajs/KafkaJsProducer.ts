@@ -151,11 +151,14 @@ const settingsOf = (config: KafkaJsConfig): Effect.Effect<Settings, PublishError
 interface StickyPartitioner {
   /** The partition chosen for each message, kept so offsets can be derived and retries are sticky. */
   readonly assigned: WeakMap<object, number>
+  /** Messages whose (explicit) partition the topic's metadata did not have: kafkajs drops them, unanswered. */
+  readonly absent: WeakSet<object>
   readonly create: kafkajs.ICustomPartitioner
 }
 
 const stickyPartitioner = (): StickyPartitioner => {
   const assigned = new WeakMap<object, number>()
+  const absent = new WeakSet<object>()
   const create: kafkajs.ICustomPartitioner = () => {
     const inner = kafkajs.Partitioners.DefaultPartitioner()
     return (args) => {
@@ -163,10 +166,65 @@ const stickyPartitioner = (): StickyPartitioner => {
       if (previous !== undefined && previous < args.partitionMetadata.length) return previous
       const partition = inner(args)
       assigned.set(args.message, partition)
+      if (args.partitionMetadata.some((p) => p.partitionId === partition)) absent.delete(args.message)
+      else absent.add(args.message)
       return partition
     }
   }
-  return { assigned, create }
+  return { assigned, absent, create }
+}
+
+/**
+ * kafkajs answered a send in a way that hides what was written, seen in the cluster-faults suite (a leader
+ * killed under sends spanning partitions on several brokers). kafkajs keeps each broker's answer across its
+ * retries, keyed by the broker object: after a broker failure the pool may hand out a new object for a
+ * broker that already answered, and the retry sends that broker's partitions again under new sequence
+ * numbers (written twice, both answers returned: `twice`); or a partition whose leader moved to a broker
+ * that already answered is not sent again at all (no answer: `unanswered`), its sequence number rolled
+ * back although the failed attempt may have written it. Those partitions' records are "unknown", and the
+ * session is retired (its sequence numbers may be behind the broker's).
+ */
+export class KafkaJsAnswerMismatch extends Error {
+  override readonly name = "KafkaJsAnswerMismatch"
+  readonly response: ReadonlyArray<kafkajs.RecordMetadata>
+  readonly twice: ReadonlySet<string>
+  readonly unanswered: ReadonlySet<string>
+  constructor(
+    response: ReadonlyArray<kafkajs.RecordMetadata>,
+    twice: ReadonlySet<string>,
+    unanswered: ReadonlySet<string>
+  ) {
+    super(
+      `kafkajs ${twice.size > 0 ? "wrote a partition's batch twice" : "left a partition unanswered"} in a retry after a broker failure: its records may be written (twice)`
+    )
+    this.response = response
+    this.twice = twice
+    this.unanswered = unanswered
+  }
+}
+
+/** What kafkajs's answer to a request gets wrong, if anything (see `KafkaJsAnswerMismatch`). */
+const mismatchOf = (
+  request: kafkajs.ProducerBatch,
+  response: ReadonlyArray<kafkajs.RecordMetadata>,
+  p: StickyPartitioner
+): KafkaJsAnswerMismatch | undefined => {
+  const answered = new Set<string>()
+  const twice = new Set<string>()
+  for (const r of response) {
+    const key = partitionKey(r.topicName, r.partition)
+    if (answered.has(key)) twice.add(key)
+    answered.add(key)
+  }
+  const unanswered = new Set<string>()
+  for (const { topic, messages } of request.topicMessages ?? [])
+    for (const message of messages) {
+      const partition = p.assigned.get(message)
+      if (partition === undefined || p.absent.has(message)) continue
+      const key = partitionKey(topic, partition)
+      if (!answered.has(key)) unanswered.add(key)
+    }
+  return twice.size > 0 || unanswered.size > 0 ? new KafkaJsAnswerMismatch(response, twice, unanswered) : undefined
 }
 
 // --- 3. sessions -------------------------------------------------------------------------------------
@@ -253,7 +311,11 @@ const makeSessions = (
       }
       const current = session
       try {
-        return await current.producer.sendBatch(request)
+        const response = await current.producer.sendBatch(request)
+        // acks=0 answers nothing at all
+        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner)
+        if (mismatch !== undefined) throw mismatch
+        return response
       } catch (error) {
         if (idempotent) current.failed = true
         sentThenFailed.add(error as object)
@@ -328,6 +390,7 @@ const failure = (
   sessions: Sessions,
   p: StickyPartitioner
 ): PublishError => {
+  if (cause instanceof KafkaJsAnswerMismatch) return mismatched(cause, batch, p)
   if (cause instanceof SendQueue.NotSentAfterFailure) {
     // queued behind a send that failed: not sent, certainly not written
     let earlier = cause.earlier
@@ -352,6 +415,40 @@ const failure = (
   return withOutcomes(
     error,
     placements.map(() => "unknown" as const)
+  )
+}
+
+/**
+ * The error of a send kafkajs answered wrongly (`KafkaJsAnswerMismatch`): Retriable, ambiguous; per record,
+ * "unknown" on the partitions it answered twice or not at all, where the answer says on the others.
+ */
+const mismatched = (cause: KafkaJsAnswerMismatch, batch: Batch, p: StickyPartitioner): PublishError => {
+  const placements = batch.records.map(
+    (record, i): Placement => ({
+      topic: record.topic,
+      partition: p.assigned.get(batch.messages[i]!) ?? record.partition ?? 0
+    })
+  )
+  const base = new Map<string, bigint>()
+  for (const r of cause.response) base.set(partitionKey(r.topicName, r.partition), BigInt(r.baseOffset ?? "0"))
+  const offsets = offsetsFromBase(placements, base)
+  const error = new Retriable({
+    reason: "Unknown",
+    ambiguous: true,
+    topic: placements[0]!.topic,
+    message: cause.message,
+    cause
+  })
+  if (!spansPartitions(placements)) return error
+  return withOutcomes(
+    error,
+    placements.map((at, i) => {
+      const key = partitionKey(at.topic, at.partition)
+      const offset = offsets[i]
+      return cause.twice.has(key) || cause.unanswered.has(key) || offset === undefined
+        ? ("unknown" as const)
+        : { ...at, offset, timestamp: batch.messages[i]!.timestampMs }
+    })
   )
 }
 

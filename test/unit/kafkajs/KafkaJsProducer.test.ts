@@ -154,6 +154,35 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect(
+    "kafkajs answering a partition twice or not at all (a retry after a broker failure): unknown, new session",
+    () =>
+      Effect.gen(function* () {
+        // what kafkajs 2.2.4 returned in the cluster-faults suite: partition 1 twice (written twice), partition 2 not at all
+        const sends = answering(async () =>
+          sends.length === 1
+            ? [
+                { topicName: "t", partition: 0, errorCode: 0, baseOffset: "10" },
+                { topicName: "t", partition: 1, errorCode: 0, baseOffset: "206" },
+                { topicName: "t", partition: 1, errorCode: 0, baseOffset: "209" }
+              ]
+            : [{ topicName: "t", partition: 0, errorCode: 0, baseOffset: "11" }]
+        )
+        const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+        const error = failureOf(yield* Effect.exit(producer.send([record(0, "a"), record(1, "b"), record(2, "c")])))
+        assert.strictEqual(error._tag, "Retriable")
+        assert.isTrue(error._tag === "Retriable" && error.ambiguous)
+        assert.deepStrictEqual(
+          error.outcomes?.map((o) => (typeof o === "string" ? o : `${o.partition}/${o.offset}`)),
+          ["0/10", "unknown", "unknown"]
+        )
+        // its sequence numbers may be behind the broker's: the next send starts a new session
+        yield* producer.send([record(0, "d")])
+        assert.strictEqual(stub.created, 2)
+        assert.strictEqual(sends.length, 2)
+      }).pipe(Effect.scoped)
+  )
+
   it.effect("issue 18 (suspicion): a send whose caller gave up while a new session connected is not sent", () =>
     Effect.gen(function* () {
       let releaseConnect: () => void = () => {}
