@@ -54,7 +54,9 @@ describeWithKafka("three-node cluster faults", () => {
             name,
             {
               keyPrefix: `${d}-`,
-              sends: 300
+              // about 6 s: the fault, once 300 publishes settled, comes in the middle
+              sends: 600,
+              pauseMs: 80
             }
           ).pipe(Effect.map((audit) => ({ driver: d, audit }))),
         { concurrency: "unbounded" }
@@ -109,8 +111,11 @@ describeWithKafka("three-node cluster faults", () => {
               }),
             {},
             true
+          ).pipe(
+            // restarted whatever the load found, so the next test has three nodes
+            Effect.ensuring(Effect.promise(() => (killed === 0 ? Promise.resolve() : cluster().restart(killed))))
           )
-          yield* Effect.promise(() => cluster().restart(killed))
+
           const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes)
           console.log(summary(`3 nodes, leader ${killed} killed, ${driver}, Kafka ${kafkaVersion()}`, counts))
           assert.strictEqual(counts.lost, 0)
@@ -138,8 +143,7 @@ describeWithKafka("three-node cluster faults", () => {
                   .nodes.map((n) => n.id)
                   .find((id) => id !== leader)!
                 cluster().pause(paused)
-                yield* Effect.sleep("6 seconds")
-                cluster().resume(paused)
+                yield* Effect.sleep("6 seconds").pipe(Effect.ensuring(Effect.sync(() => cluster().resume(paused))))
               }),
             {},
             true
@@ -158,6 +162,7 @@ describeWithKafka("three-node cluster faults", () => {
       "two nodes lost: not enough replicas until the delivery timeout, then a typed outcome; nothing silent",
       () =>
         Effect.gen(function* () {
+          let downed = false
           const { name, outcomes } = yield* run(
             driver,
             "two-down",
@@ -165,12 +170,19 @@ describeWithKafka("three-node cluster faults", () => {
             80,
             () =>
               Effect.gen(function* () {
+                downed = true
                 yield* Effect.promise(() => cluster().kill(2))
                 yield* Effect.promise(() => cluster().kill(3))
               }),
             { deliveryTimeout: "15 seconds", retry: RetryPolicy.make({ maxAttempts: 4, maxDelay: "2 seconds" }) }
+          ).pipe(
+            // back whatever the load found, so the next test has three nodes
+            Effect.ensuring(
+              Effect.promise(async () => {
+                if (downed) await Promise.all([cluster().restart(2), cluster().restart(3)])
+              })
+            )
           )
-          yield* Effect.promise(() => Promise.all([cluster().restart(2), cluster().restart(3)]))
           // leaders are elected again a little after the nodes are back
           const counts = yield* count(cluster().brokers, name, `${name}.dlt`, outcomes).pipe(
             Effect.retry(Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 30 })))

@@ -1,9 +1,10 @@
 /**
  * A driver-level load for the fault suites that keeps several sends in flight, as a pipelined bulk publish
  * does, and checks what the `Producer` contract promises of it: each send's records carry a sequence number
- * per key, taken when the send is called, so the topic must hold every key's records in call order; nothing
- * is written twice (nobody resends here: a copy could only come from the driver); a record reported written
- * is where its receipt says, one reported "notWritten" is not in the topic; and the ordered-failure property:
+ * per key, taken when the send is called, so the topic must hold every key's records in call order (first
+ * copies); nothing reported written or not written is in the topic twice (nobody resends here: a copy could
+ * only come from the driver, and is allowed only for a record it reported "unknown"); a record reported
+ * written is where its receipt says, one reported "notWritten" is not in the topic; and the ordered-failure property:
  * a record "notWritten" holds back the later records of its key whose send was called before its own send
  * returned. The topic may hold another load's records too (values that are not this load's tags are skipped).
  *
@@ -94,14 +95,31 @@ export interface SendAudit {
   readonly overlapped: number
   /** Records reported written that are not where their receipt says. */
   readonly lost: number
-  /** Extra copies in the topic (nobody resent anything). */
+  /** Extra copies in the topic of records reported written or not written (nobody resent anything). */
   readonly duplicates: number
+  /** Extra copies of records reported "unknown" (the driver said they may be written: marked for the caller). */
+  readonly unknownCopies: number
   /** Records reported "notWritten" that are in the topic. */
   readonly silentlyWritten: number
-  /** Records of a key that come after a later record of the same key. */
+  /** Records of a key that come after a later record of the same key (first copies). */
   readonly outOfOrder: number
   /** Records in the topic although an earlier record of their key, from a send they overlapped, is "notWritten". */
   readonly writtenAheadOfFailure: number
+  /** The first few violations, each with the sends involved and what they answered: to find out why. */
+  readonly notes: ReadonlyArray<string>
+}
+
+/** An error in one line: tag, reason, ambiguity, message, and the names down its cause chain. */
+const describeError = (error: unknown): string => {
+  const names: Array<string> = []
+  let current: unknown = error
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
+    const e = current as { name?: unknown; _tag?: unknown; type?: unknown; retryCount?: unknown; cause?: unknown }
+    names.push([e._tag ?? e.name, e.type, e.retryCount].filter((x) => x !== undefined).join("/"))
+    current = e.cause
+  }
+  const e = error as { reason?: unknown; ambiguous?: unknown; message?: unknown }
+  return `${String(e.reason)} ambiguous=${String(e.ambiguous)} "${String(e.message)}" [${names.join(" > ")}]`
 }
 
 const outcomeOf = (exit: SentBatch["exit"], i: number): RecordOutcome => {
@@ -121,8 +139,10 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
     const ourKeys = new Set(batches.flatMap((b) => b.tags.map((tag) => tag.key)))
     const id = (tag: Tag) => `${tag.key}/${tag.seq}`
     const copies = new Map<string, number>()
+    const offsetsOf = new Map<string, Array<string>>()
     const at = new Map<string, string>()
     let outOfOrder = 0
+    const outOfOrderAt: Array<string> = []
     const last = new Map<string, number>()
     for (const r of read) {
       const tag = JSON.parse(decoder.decode(r.value!)) as Partial<Tag>
@@ -130,9 +150,14 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
       if (typeof tag.key !== "string" || typeof tag.seq !== "number" || !ourKeys.has(tag.key)) continue
       const ours = tag as Tag
       copies.set(id(ours), (copies.get(id(ours)) ?? 0) + 1)
+      offsetsOf.set(id(ours), [...(offsetsOf.get(id(ours)) ?? []), `${r.partition}/${r.offset}`])
       at.set(`${r.partition}/${r.offset}`, id(ours))
-      // a key is on one partition, read in offset order
-      if ((last.get(ours.key) ?? -1) >= ours.seq) outOfOrder++
+      // a key is on one partition, read in offset order; a record's second copy is counted as a duplicate instead
+      if ((copies.get(id(ours)) ?? 0) > 1) continue
+      if ((last.get(ours.key) ?? -1) >= ours.seq) {
+        outOfOrder++
+        outOfOrderAt.push(`${id(ours)} at ${r.partition}/${r.offset} after seq ${last.get(ours.key)}`)
+      }
       last.set(ours.key, Math.max(last.get(ours.key) ?? -1, ours.seq))
     }
     let written = 0
@@ -140,6 +165,25 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
     let unknown = 0
     let lost = 0
     let silentlyWritten = 0
+    const notes: Array<string> = []
+    const note = (what: string) => {
+      if (notes.length < 12) notes.push(what)
+    }
+    const sendOf = new Map<string, { readonly batch: SentBatch; readonly index: number }>()
+    for (const batch of batches)
+      batch.tags.forEach((tag, index) => {
+        sendOf.set(id(tag), { batch, index })
+      })
+    const describeSend = (tag: Tag) => {
+      const found = sendOf.get(id(tag))
+      if (found === undefined) return "no send"
+      const { batch, index } = found
+      const outcome = outcomeOf(batch.exit, index)
+      const answer = Exit.isSuccess(batch.exit)
+        ? "succeeded"
+        : describeError(batch.exit.cause.reasons.find((r) => r._tag === "Fail")?.error)
+      return `send called ${batch.calledAt} returned ${batch.returnedAt}, outcome ${typeof outcome === "string" ? outcome : `${outcome.partition}/${outcome.offset}`}, ${answer}`
+    }
     const failedBy = new Map<string, Array<{ readonly seq: number; readonly returnedAt: number }>>()
     for (const batch of batches)
       batch.tags.forEach((tag, i) => {
@@ -147,7 +191,10 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
         if (outcome === "unknown") unknown++
         else if (outcome === "notWritten") {
           notWritten++
-          if ((copies.get(id(tag)) ?? 0) > 0) silentlyWritten++
+          if ((copies.get(id(tag)) ?? 0) > 0) {
+            silentlyWritten++
+            note(`silently written ${id(tag)} at ${offsetsOf.get(id(tag))}: ${describeSend(tag)}`)
+          }
           const list = failedBy.get(tag.key) ?? []
           list.push({ seq: tag.seq, returnedAt: batch.returnedAt })
           failedBy.set(tag.key, list)
@@ -160,9 +207,30 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
     for (const batch of batches)
       for (const tag of batch.tags) {
         if ((copies.get(id(tag)) ?? 0) === 0) continue
-        const earlier = failedBy.get(tag.key) ?? []
-        if (earlier.some((f) => f.seq < tag.seq && batch.calledAt < f.returnedAt)) writtenAheadOfFailure++
+        const earlier = (failedBy.get(tag.key) ?? []).find((f) => f.seq < tag.seq && batch.calledAt < f.returnedAt)
+        if (earlier !== undefined) {
+          writtenAheadOfFailure++
+          const failedTag = { key: tag.key, seq: earlier.seq }
+          note(
+            `written ahead of a failure: ${id(tag)} at ${offsetsOf.get(id(tag))} (${describeSend(tag)}) ahead of ${id(failedTag)} (${describeSend(failedTag)})`
+          )
+        }
       }
+    // copies of a record whose send said "unknown" are the caller's to mark (it resends such a record marked)
+    let duplicates = 0
+    let unknownCopies = 0
+    for (const [tagId, n] of copies) {
+      if (n < 2) continue
+      const [key, seq] = tagId.split("/")
+      const tag = { key: key!, seq: Number(seq) }
+      const found = sendOf.get(tagId)
+      if (found !== undefined && outcomeOf(found.batch.exit, found.index) === "unknown") unknownCopies += n - 1
+      else {
+        duplicates += n - 1
+        note(`duplicate ${tagId} at ${offsetsOf.get(tagId)}: ${describeSend(tag)}`)
+      }
+    }
+    for (const at of outOfOrderAt.slice(0, 3)) note(`out of order: ${at}`)
     const sorted = [...batches].sort((x, y) => x.calledAt - y.calledAt)
     const overlapped = sorted.filter((b, i) => sorted.slice(0, i).some((a) => a.returnedAt > b.calledAt)).length
     return {
@@ -173,16 +241,18 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
       unknown,
       overlapped,
       lost,
-      duplicates: [...copies.values()].reduce((n, c) => n + c - 1, 0),
+      duplicates,
+      unknownCopies,
       silentlyWritten,
       outOfOrder,
-      writtenAheadOfFailure
+      writtenAheadOfFailure,
+      notes
     } satisfies SendAudit
   })
 
 /** One line of an audit, for the test log. */
 export const sendSummary = (name: string, a: SendAudit) =>
-  `${name}: ${a.sends} sends (${a.overlapped} called while others were in flight), ${a.records} records: written ${a.written}, notWritten ${a.notWritten}, unknown ${a.unknown}; lost ${a.lost}, duplicates ${a.duplicates}, silently written ${a.silentlyWritten}, out of order ${a.outOfOrder}, written ahead of a failure ${a.writtenAheadOfFailure}`
+  `${name}: ${a.sends} sends (${a.overlapped} called while others were in flight), ${a.records} records: written ${a.written}, notWritten ${a.notWritten}, unknown ${a.unknown}; lost ${a.lost}, duplicates ${a.duplicates} (of unknown ones ${a.unknownCopies}), silently written ${a.silentlyWritten}, out of order ${a.outOfOrder}, written ahead of a failure ${a.writtenAheadOfFailure}${a.notes.map((n) => `\n  ${n}`).join("")}`
 
 /** What every fault must keep for pipelined sends (and that the sends did overlap: else nothing was shown). */
 export const assertSendInvariants = (name: string, a: SendAudit): void => {
