@@ -56,6 +56,7 @@ import {
   type TransactionHandle,
   transactionTimeoutOf
 } from "../TransactionalProducer.ts"
+import { onEachBroker } from "./brokerHook.ts"
 import { codecFor } from "./compressionCodecs.ts"
 import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
 import { toPublishError } from "./KafkaJsErrors.ts"
@@ -176,13 +177,17 @@ const stickyPartitioner = (): StickyPartitioner => {
 
 /**
  * kafkajs answered a send in a way that hides what was written, seen in the cluster-faults suite (a leader
- * killed under sends spanning partitions on several brokers). kafkajs keeps each broker's answer across its
- * retries, keyed by the broker object: after a broker failure the pool may hand out a new object for a
- * broker that already answered, and the retry sends that broker's partitions again under new sequence
- * numbers (written twice, both answers returned: `twice`); or a partition whose leader moved to a broker
- * that already answered is not sent again at all (no answer: `unanswered`), its sequence number rolled
- * back although the failed attempt may have written it. Those partitions' records are "unknown", and the
- * session is retired (its sequence numbers may be behind the broker's).
+ * killed under sends spanning partitions on several brokers). A send to several brokers is one request per
+ * broker under `Promise.all`, retried as a whole: when one broker's request fails, the retry starts while
+ * the others may still be in flight, and kafkajs keeps each broker's answer across retries keyed by the
+ * broker object. So a partition is sent again while its first request is still in flight, under new
+ * sequence numbers, and both are written (one answer returned, or both); a broker whose object the pool
+ * replaced after the failure gets its partitions again (both answers returned); and a partition whose
+ * leader moved to a broker that already answered is not sent again at all (no answer), its sequence number
+ * rolled back although the failed attempt may have written it. The driver watches the produce requests
+ * (`raced`: a partition sent while a request with it is in flight) and the answer (`twice`, `unanswered`):
+ * those partitions' records are "unknown" (maybe written, maybe twice), and the session is retired (its
+ * sequence numbers may be off the broker's).
  */
 export class KafkaJsAnswerMismatch extends Error {
   override readonly name = "KafkaJsAnswerMismatch"
@@ -195,7 +200,7 @@ export class KafkaJsAnswerMismatch extends Error {
     unanswered: ReadonlySet<string>
   ) {
     super(
-      `kafkajs ${twice.size > 0 ? "wrote a partition's batch twice" : "left a partition unanswered"} in a retry after a broker failure: its records may be written (twice)`
+      `kafkajs ${twice.size > 0 ? "sent a partition's batch twice" : "left a partition unanswered"} in a retry after a broker failure: its records may be written (twice)`
     )
     this.response = response
     this.twice = twice
@@ -203,14 +208,15 @@ export class KafkaJsAnswerMismatch extends Error {
   }
 }
 
-/** What kafkajs's answer to a request gets wrong, if anything (see `KafkaJsAnswerMismatch`). */
+/** What kafkajs's answer to a request gets wrong, if anything (see `KafkaJsAnswerMismatch`); `raced` counts as twice. */
 const mismatchOf = (
   request: kafkajs.ProducerBatch,
   response: ReadonlyArray<kafkajs.RecordMetadata>,
-  p: StickyPartitioner
+  p: StickyPartitioner,
+  raced: ReadonlySet<string>
 ): KafkaJsAnswerMismatch | undefined => {
   const answered = new Set<string>()
-  const twice = new Set<string>()
+  const twice = new Set<string>(raced)
   for (const r of response) {
     const key = partitionKey(r.topicName, r.partition)
     if (answered.has(key)) twice.add(key)
@@ -233,6 +239,14 @@ interface Session {
   readonly producer: kafkajs.Producer
   /** A send failed on it: its sequence numbers may be wrong, the next send starts a new session. */
   failed: boolean
+}
+
+/** A produce request as kafkajs hands it to a broker (the fields the driver reads). */
+interface ProduceRequest {
+  readonly topicData: ReadonlyArray<{
+    readonly topic: string
+    readonly partitions: ReadonlyArray<{ readonly partition: number }>
+  }>
 }
 
 /** One send's place in line (taken when the send is called) and its end. */
@@ -277,6 +291,23 @@ const makeSessions = (
       await producer.connect()
       return { producer, failed: false }
     }
+    // the partitions of each produce request in flight, and those sent again while one was (see KafkaJsAnswerMismatch)
+    const producing = new Map<string, number>()
+    const raced = new Set<string>()
+    onEachBroker(kafka, (broker) => {
+      const produce = (broker.produce as (request: ProduceRequest) => Promise<unknown>).bind(broker)
+      broker.produce = (request: ProduceRequest) => {
+        const keys = request.topicData.flatMap((t) => t.partitions.map((p) => partitionKey(t.topic, p.partition)))
+        for (const key of keys) {
+          const n = producing.get(key) ?? 0
+          if (n > 0) raced.add(key)
+          producing.set(key, n + 1)
+        }
+        return produce(request).finally(() => {
+          for (const key of keys) producing.set(key, producing.get(key)! - 1)
+        })
+      }
+    })
     let session = yield* Effect.tryPromise({
       try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
@@ -310,10 +341,11 @@ const makeSessions = (
         if (signal.aborted) throw new SendQueue.SendCancelled()
       }
       const current = session
+      raced.clear()
       try {
         const response = await current.producer.sendBatch(request)
         // acks=0 answers nothing at all
-        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner)
+        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner, raced)
         if (mismatch !== undefined) throw mismatch
         return response
       } catch (error) {

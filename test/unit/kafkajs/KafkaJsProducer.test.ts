@@ -18,8 +18,11 @@ interface StubProducer {
 }
 
 const stub = vi.hoisted(() => ({
-  /** Builds producer number `index` (0: the first session). */
-  producer: (_index: number): StubProducer => {
+  /** Builds producer number `index` (0: the first session); `cluster` is what kafkajs's cluster factory makes. */
+  producer: (
+    _index: number,
+    _cluster: () => { findBroker: (query: unknown) => Promise<Record<string, unknown>> }
+  ): StubProducer => {
     throw new Error("no stub producer configured")
   },
   created: 0
@@ -27,9 +30,16 @@ const stub = vi.hoisted(() => ({
 
 vi.mock("kafkajs", async (importOriginal) => {
   const actual = (await importOriginal<{ default: Record<string, unknown> }>()).default
+  const factory = Symbol("private:Kafka:createCluster")
   class Kafka {
+    // kafkajs's private cluster factory, which the driver hooks to watch produce requests; a broker per call
+    [factory] = () => ({ findBroker: async () => ({ produce: async (request: unknown) => request }) })
     producer() {
-      return stub.producer(stub.created++)
+      const self = this as unknown as Record<
+        symbol,
+        (options: unknown) => { findBroker: (query: unknown) => Promise<Record<string, unknown>> }
+      >
+      return stub.producer(stub.created++, () => self[factory]!({}))
     }
   }
   return { default: { ...actual, Kafka } }
@@ -183,6 +193,38 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
       }).pipe(Effect.scoped)
   )
 
+  it.effect("kafkajs sending a partition again while its first request is in flight (its retry race): unknown", () =>
+    Effect.gen(function* () {
+      stub.created = 0
+      stub.producer = (_index, cluster) => ({
+        connect: async () => {},
+        // as kafkajs's sendMessages after one broker failed: the retry sends partition 1 again, the first still in flight
+        sendBatch: async () => {
+          const broker = brokerOf(cluster)
+          const produce = (await broker).produce as (request: unknown) => Promise<unknown>
+          const request = { topicData: [{ topic: "t", partitions: [{ partition: 1 }] }] }
+          let release: () => void = () => {}
+          const first = produce(request).then(() => new Promise<void>((resolve) => (release = resolve)))
+          await produce(request)
+          release()
+          await first
+          return [
+            { topicName: "t", partition: 0, errorCode: 0, baseOffset: "3" },
+            { topicName: "t", partition: 1, errorCode: 0, baseOffset: "8" }
+          ]
+        },
+        disconnect: async () => {}
+      })
+      const producer = yield* KafkaJsProducer.make({ brokers: ["stub:1"] })
+      const error = failureOf(yield* Effect.exit(producer.send([record(0, "a"), record(1, "b")])))
+      assert.isTrue(error._tag === "Retriable" && error.ambiguous)
+      assert.deepStrictEqual(
+        error.outcomes?.map((o) => (typeof o === "string" ? o : `${o.partition}/${o.offset}`)),
+        ["0/3", "unknown"]
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("issue 18 (suspicion): a send whose caller gave up while a new session connected is not sent", () =>
     Effect.gen(function* () {
       let releaseConnect: () => void = () => {}
@@ -305,3 +347,7 @@ describe("KafkaJsProducer on a stubbed kafkajs", () => {
     })
   )
 })
+
+/** The broker the stub's cluster hands out (through the driver's hook). */
+const brokerOf = (cluster: () => { findBroker: (query: unknown) => Promise<Record<string, unknown>> }) =>
+  cluster().findBroker({ nodeId: 1 })
