@@ -5,7 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ProtocolError } from "@platformatic/kafka"
-import { Effect } from "effect"
+import { Effect, Exit, Fiber, Scope } from "effect"
+import { TestClock } from "effect/testing"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { vi } from "vitest"
 import type { ProducerRecord } from "../../../src/Producer.ts"
@@ -15,7 +16,9 @@ type Answer = { readonly partitions: ReadonlyArray<readonly [number, number, big
 
 const stub = vi.hoisted(() => ({
   /** The answer to a produce request: per partition [partition, error code, base offset], an error, or acks=0's `true`. */
-  produce: (_messages: Array<{ partition: number }>): unknown => true
+  produce: (_messages: Array<{ partition: number }>): unknown => true,
+  /** Requests are answered when this resolves. */
+  answered: Promise.resolve()
 }))
 
 vi.mock("@platformatic/kafka", async (importOriginal) => {
@@ -40,7 +43,9 @@ vi.mock("@platformatic/kafka", async (importOriginal) => {
     [actual.kGetApi](_name: string, callback: (error: null, api: unknown) => void) {
       callback(null, (...args: Array<unknown>) => {
         const messages = args[3] as Array<{ partition: number }>
-        const done = args[5] as (error: Error | null, response?: unknown) => void
+        const callback = args[5] as (error: Error | null, response?: unknown) => void
+        const done = (error: Error | null, response?: unknown) =>
+          void stub.answered.then(() => callback(error, response))
         const answer = stub.produce(messages) as Answer
         if (answer instanceof Error) return done(answer)
         if (typeof answer === "boolean") return done(null, answer)
@@ -135,5 +140,31 @@ describe("PlatformaticProducer on a stubbed client", () => {
         ]
       )
     }).pipe(Effect.scoped)
+  )
+
+  it.effect("closing waits for the sends in flight (bounded), then closes: inFlight counts them", () =>
+    Effect.gen(function* () {
+      let release: () => void = () => {}
+      stub.answered = new Promise((resolve) => (release = resolve))
+      stub.produce = () => ({ partitions: [[0, 0, 1n]] })
+      const scope = yield* Scope.make()
+      const producer = yield* PlatformaticProducer.make({ brokers: ["stub:1"] }).pipe(Scope.provide(scope))
+      const sending = yield* Effect.forkChild(producer.send([record(0, "a")]))
+      yield* Effect.yieldNow
+      assert.strictEqual(yield* producer.inFlight, 1)
+      const closing = yield* Effect.forkChild(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("1 second")
+      assert.isUndefined(closing.pollUnsafe(), "closing waits for the answer")
+      release()
+      yield* Effect.promise(() => stub.answered)
+      yield* TestClock.adjust("20 millis")
+      yield* Fiber.join(closing)
+      assert.deepStrictEqual(
+        (yield* Fiber.join(sending)).map((r) => r.offset),
+        ["1"]
+      )
+      assert.strictEqual(yield* producer.inFlight, 0)
+      stub.answered = Promise.resolve()
+    })
   )
 })
