@@ -177,17 +177,18 @@ const stickyPartitioner = (): StickyPartitioner => {
 
 /**
  * kafkajs answered a send in a way that hides what was written, seen in the cluster-faults suite (a leader
- * killed under sends spanning partitions on several brokers). A send to several brokers is one request per
- * broker under `Promise.all`, retried as a whole: when one broker's request fails, the retry starts while
- * the others may still be in flight, and kafkajs keeps each broker's answer across retries keyed by the
- * broker object. So a partition is sent again while its first request is still in flight, under new
- * sequence numbers, and both are written (one answer returned, or both); a broker whose object the pool
- * replaced after the failure gets its partitions again (both answers returned); and a partition whose
- * leader moved to a broker that already answered is not sent again at all (no answer), its sequence number
- * rolled back although the failed attempt may have written it. The driver watches the produce requests
- * (`raced`: a partition sent while a request with it is in flight) and the answer (`twice`, `unanswered`):
- * those partitions' records are "unknown" (maybe written, maybe twice), and the session is retired (its
- * sequence numbers may be off the broker's).
+ * killed under sends spanning partitions on several brokers; traced produce request by request). A send to
+ * several brokers is one request per broker under `Promise.all`, retried as a whole, each broker's answer
+ * kept across the retries. A retry may send a partition again under the next sequence numbers although an
+ * earlier request with it was written (seen: partition 2 written at sequence 552, offset 1246, then 6 s
+ * later, in the same send, again at sequence 553, offset 1251; the answer listed it once, 1251): the broker
+ * takes it for a new batch. It may also leave a partition out of the retry (its leader moved, or it had
+ * none for a moment) and answer without it, its sequence number rolled back although the failed attempt may
+ * have written it. The driver watches the produce requests of each send (`twice`: a partition sent under
+ * more than one first sequence number; without idempotence, sent more than once) and the answer (listed
+ * twice, or `unanswered`): those partitions' records are "unknown" (maybe written, maybe twice), and the
+ * session is retired (its sequence numbers may be off the broker's). A resend under the same sequence
+ * number (kafkajs took it back after a failure) is safe: the broker drops a copy it has.
  */
 export class KafkaJsAnswerMismatch extends Error {
   override readonly name = "KafkaJsAnswerMismatch"
@@ -208,15 +209,15 @@ export class KafkaJsAnswerMismatch extends Error {
   }
 }
 
-/** What kafkajs's answer to a request gets wrong, if anything (see `KafkaJsAnswerMismatch`); `raced` counts as twice. */
+/** What kafkajs did wrong in a send, if anything (see `KafkaJsAnswerMismatch`); `resent`: partitions sent twice. */
 const mismatchOf = (
   request: kafkajs.ProducerBatch,
   response: ReadonlyArray<kafkajs.RecordMetadata>,
   p: StickyPartitioner,
-  raced: ReadonlySet<string>
+  resent: ReadonlySet<string>
 ): KafkaJsAnswerMismatch | undefined => {
   const answered = new Set<string>()
-  const twice = new Set<string>(raced)
+  const twice = new Set<string>(resent)
   for (const r of response) {
     const key = partitionKey(r.topicName, r.partition)
     if (answered.has(key)) twice.add(key)
@@ -245,7 +246,7 @@ interface Session {
 interface ProduceRequest {
   readonly topicData: ReadonlyArray<{
     readonly topic: string
-    readonly partitions: ReadonlyArray<{ readonly partition: number }>
+    readonly partitions: ReadonlyArray<{ readonly partition: number; readonly firstSequence?: number }>
   }>
 }
 
@@ -291,23 +292,27 @@ const makeSessions = (
       await producer.connect()
       return { producer, failed: false }
     }
-    // the partitions of each produce request in flight, and those sent again while one was (see KafkaJsAnswerMismatch)
-    const producing = new Map<string, number>()
-    const raced = new Set<string>()
+    // the first sequence numbers each partition was produced under during the current send (one send at a
+    // time with idempotence), to see kafkajs send a partition again under new numbers (KafkaJsAnswerMismatch)
+    const produced = new Map<string, Array<number>>()
     onEachBroker(kafka, (broker) => {
       const produce = (broker.produce as (request: ProduceRequest) => Promise<unknown>).bind(broker)
       broker.produce = (request: ProduceRequest) => {
-        const keys = request.topicData.flatMap((t) => t.partitions.map((p) => partitionKey(t.topic, p.partition)))
-        for (const key of keys) {
-          const n = producing.get(key) ?? 0
-          if (n > 0) raced.add(key)
-          producing.set(key, n + 1)
-        }
-        return produce(request).finally(() => {
-          for (const key of keys) producing.set(key, producing.get(key)! - 1)
-        })
+        for (const t of request.topicData)
+          for (const p of t.partitions) {
+            const key = partitionKey(t.topic, p.partition)
+            produced.set(key, [...(produced.get(key) ?? []), p.firstSequence ?? 0])
+          }
+        return produce(request)
       }
     })
+    /** Partitions written twice at worst: sent under two first sequence numbers (without idempotence: sent twice). */
+    const resent = (): Set<string> => {
+      const keys = new Set<string>()
+      for (const [key, sequences] of produced)
+        if (idempotent ? new Set(sequences).size > 1 : sequences.length > 1) keys.add(key)
+      return keys
+    }
     let session = yield* Effect.tryPromise({
       try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
@@ -341,11 +346,11 @@ const makeSessions = (
         if (signal.aborted) throw new SendQueue.SendCancelled()
       }
       const current = session
-      raced.clear()
+      produced.clear()
       try {
         const response = await current.producer.sendBatch(request)
         // acks=0 answers nothing at all
-        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner, raced)
+        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner, resent())
         if (mismatch !== undefined) throw mismatch
         return response
       } catch (error) {
