@@ -191,9 +191,13 @@ const stickyPartitioner = (): StickyPartitioner => {
  * number (kafkajs took it back after a failure) is safe: the broker drops a copy it has.
  */
 export class KafkaJsAnswerMismatch extends Error {
+  /** "KafkaJsAnswerMismatch". */
   override readonly name = "KafkaJsAnswerMismatch"
+  /** What kafkajs answered. */
   readonly response: ReadonlyArray<kafkajs.RecordMetadata>
+  /** The partitions (topic NUL partition) kafkajs sent twice under new sequence numbers, or answered twice. */
   readonly twice: ReadonlySet<string>
+  /** The partitions of the send kafkajs did not answer. */
   readonly unanswered: ReadonlySet<string>
   constructor(
     response: ReadonlyArray<kafkajs.RecordMetadata>,
