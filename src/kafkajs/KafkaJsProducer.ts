@@ -184,11 +184,11 @@ const stickyPartitioner = (): StickyPartitioner => {
  * later, in the same send, again at sequence 553, offset 1251; the answer listed it once, 1251): the broker
  * takes it for a new batch. It may also leave a partition out of the retry (its leader moved, or it had
  * none for a moment) and answer without it, its sequence number rolled back although the failed attempt may
- * have written it. The driver watches the produce requests of each send (`twice`: a partition sent under
- * more than one first sequence number; without idempotence, sent more than once) and the answer (listed
- * twice, or `unanswered`): those partitions' records are "unknown" (maybe written, maybe twice), and the
- * session is retired (its sequence numbers may be off the broker's). A resend under the same sequence
- * number (kafkajs took it back after a failure) is safe: the broker drops a copy it has.
+ * have written it. The driver watches the produce requests of each idempotent send (`twice`: a partition
+ * sent under more than one first sequence number) and the answer (listed twice, or `unanswered`): those
+ * partitions' records are "unknown" (maybe written, maybe twice), and the session is retired (its sequence
+ * numbers may be off the broker's). A resend under the same sequence number (kafkajs took it back after a
+ * failure) is safe: the broker drops a copy it has.
  */
 export class KafkaJsAnswerMismatch extends Error {
   /** "KafkaJsAnswerMismatch". */
@@ -296,27 +296,26 @@ const makeSessions = (
       await producer.connect()
       return { producer, failed: false }
     }
-    // the first sequence numbers each partition was produced under during the current send (one send at a
-    // time with idempotence), to see kafkajs send a partition again under new numbers (KafkaJsAnswerMismatch)
-    const produced = new Map<string, Array<number>>()
-    onEachBroker(kafka, (broker) => {
-      const produce = (broker.produce as (request: ProduceRequest) => Promise<unknown>).bind(broker)
-      broker.produce = (request: ProduceRequest) => {
-        for (const t of request.topicData)
-          for (const p of t.partitions) {
-            const key = partitionKey(t.topic, p.partition)
-            produced.set(key, [...(produced.get(key) ?? []), p.firstSequence ?? 0])
-          }
-        return produce(request)
-      }
-    })
-    /** Partitions written twice at worst: sent under two first sequence numbers (without idempotence: sent twice). */
-    const resent = (): Set<string> => {
-      const keys = new Set<string>()
-      for (const [key, sequences] of produced)
-        if (idempotent ? new Set(sequences).size > 1 : sequences.length > 1) keys.add(key)
-      return keys
-    }
+    // the first sequence numbers each partition was produced under during the current send, to see kafkajs
+    // send a partition again under new numbers (KafkaJsAnswerMismatch). Idempotent sends only: they run one at
+    // a time, so every produce request belongs to the send in flight (without idempotence kafkajs has no
+    // numbers to compare, and any retry of its own may duplicate, as with the Java client)
+    const produced = new Map<string, Set<number>>()
+    if (idempotent)
+      onEachBroker(kafka, (broker) => {
+        const produce = (broker.produce as (request: ProduceRequest) => Promise<unknown>).bind(broker)
+        broker.produce = (request: ProduceRequest) => {
+          for (const t of request.topicData)
+            for (const p of t.partitions) {
+              const key = partitionKey(t.topic, p.partition)
+              produced.set(key, (produced.get(key) ?? new Set()).add(p.firstSequence ?? 0))
+            }
+          return produce(request)
+        }
+      })
+    /** Partitions written twice at worst: sent under two first sequence numbers in this send. */
+    const resent = (): Set<string> =>
+      new Set([...produced].filter(([, sequences]) => sequences.size > 1).map(([key]) => key))
     let session = yield* Effect.tryPromise({
       try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
