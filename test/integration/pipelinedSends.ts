@@ -24,10 +24,12 @@ interface Tag {
   readonly seq: number
 }
 
-/** One send of the load: when it was called and returned (one clock for both), its records, its answer. */
+/** One send of the load: when it was called and returned (one clock for both, and the wall clock), its records, its answer. */
 export interface SentBatch {
   readonly calledAt: number
   readonly returnedAt: number
+  readonly startedMs: number
+  readonly endedMs: number
   readonly tags: ReadonlyArray<Tag>
   readonly exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>
 }
@@ -75,9 +77,10 @@ export const pipelinedSends = (producer: Producer, topic: string, options: LoadO
             value: Buffer.from(JSON.stringify(tag)),
             headers: {}
           }))
+          const startedMs = Date.now()
           const calledAt = ++clock
           const exit = yield* Effect.exit(producer.send(records))
-          batches.push({ calledAt, returnedAt: ++clock, tags, exit })
+          batches.push({ calledAt, returnedAt: ++clock, startedMs, endedMs: Date.now(), tags, exit })
         }),
       { concurrency: options.concurrency ?? 8, discard: true }
     )
@@ -107,6 +110,8 @@ export interface SendAudit {
   readonly writtenAheadOfFailure: number
   /** The first few violations, each with the sends involved and what they answered: to find out why. */
   readonly notes: ReadonlyArray<string>
+  /** Whether a send was in flight at this wall-clock time (for a fault's time: it hit the load). */
+  readonly inFlightAt: (ms: number) => boolean
 }
 
 /** An error in one line: tag, reason, ambiguity, message, and the names down its cause chain. */
@@ -246,7 +251,8 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
       silentlyWritten,
       outOfOrder,
       writtenAheadOfFailure,
-      notes
+      notes,
+      inFlightAt: (ms) => batches.some((b) => b.startedMs <= ms && ms <= b.endedMs)
     } satisfies SendAudit
   })
 

@@ -105,6 +105,7 @@ describeWithKafka("publishing through a broker pause", () => {
             ] as const
             const names = drivers.map(([d]) => `pause-sends-${d}-${Date.now()}`)
             for (const name of names) yield* createTopic(brokers, name, { partitions: 3 })
+            let pausedAt = 0
             const [audits] = yield* Effect.all(
               [
                 Effect.forEach(
@@ -113,7 +114,12 @@ describeWithKafka("publishing through a broker pause", () => {
                   { concurrency: "unbounded" }
                 ),
                 Effect.sleep("400 millis").pipe(
-                  Effect.andThen(Effect.sync(() => cluster().pause(1))),
+                  Effect.andThen(
+                    Effect.sync(() => {
+                      pausedAt = Date.now()
+                      cluster().pause(1)
+                    })
+                  ),
                   Effect.andThen(Effect.sleep(pause)),
                   Effect.andThen(Effect.sync(() => cluster().resume(1)))
                 )
@@ -123,6 +129,7 @@ describeWithKafka("publishing through a broker pause", () => {
             audits.forEach((audit, i) => {
               console.log(sendSummary(`pause ${pause}, ${drivers[i]![0]} sends`, audit))
               assertSendInvariants(`${drivers[i]![0]} sends`, audit)
+              assert.isTrue(audit.inFlightAt(pausedAt), "sends were in flight when the broker froze")
               assert.strictEqual(audit.written, audit.records, "every record written")
             })
           }),
