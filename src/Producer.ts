@@ -16,12 +16,26 @@
  * anything was written, such as an unknown topic) the error applies to every record alike. What each
  * driver knows:
  * - `FakeKafka`: exact (a batch too large or a missing partition: the others are written, and say where).
- * - @platformatic/kafka: written for the partitions the client reports produced (`error.produced`),
- *   `"unknown"` for the rest (their broker's request failed, and a broker appends the good partitions of a
- *   request in which one partition was refused).
+ * - @platformatic/kafka: exact per partition (the driver's own sender reads each partition's answer):
+ *   written, `"notWritten"`, or `"unknown"` when an attempt of that partition's batch may have written it.
  * - kafkajs: it fails the whole request when one partition's answer is an error and keeps no per-partition
  *   answer, so every record is `"unknown"`; exact only when kafkajs answered and dropped a partition the
  *   topic does not have (written / `"notWritten"`).
+ *
+ * Sends in flight together (the ordered-failure property). A driver may have several sends in flight at
+ * once (a `Batcher` with `maxInFlightBatches` > 1, concurrent callers, a pipelined bulk publish): it writes
+ * each partition's records in the order `send` was called, and it never writes a later batch of a partition
+ * ahead of an earlier one it reports failed. For two sends A then B (B called before A's send returned its
+ * failure) sharing partition p: if A's records on p are `"notWritten"`, B's records on p are not written
+ * either; they fail `"notWritten"` too (Retriable, not ambiguous, "not written, to keep the order"), or
+ * `"unknown"` if an attempt of B's own may have written them. So a caller that resends A's records and then
+ * B's keeps their order. A send called after A returned is not held back. What each driver does:
+ * - @platformatic/kafka: up to `maxInFlightRequests` requests per broker; a batch that fails for good fails
+ *   the later batches of its partition, and a send called before the failed send returned is refused on
+ *   that partition (`PipelinedSender`).
+ * - kafkajs: one idempotent send at a time; the sends queued behind a failed one are not sent (`SendQueue`).
+ * - `FakeKafka`: a send that overlaps an earlier send failed on the same partition (latency, pause,
+ *   `failNext`, a refused batch) is refused there.
  *
  * @module
  */

@@ -76,6 +76,18 @@ export interface ProducerConfig {
   readonly compression?: Compression | undefined
   /** The client's retries of one request. Default 5 retries, 100 ms doubling up to 2 s. */
   readonly retry?: DriverRetry | undefined
+  /**
+   * Produce requests in flight per broker (Java: max.in.flight.requests.per.connection). Default 5. A whole
+   * number from 1, and at most 5 with idempotence: the broker keeps the last 5 batches of each producer and
+   * partition to drop a resent copy, so more could write a resent batch twice. A bad value fails the layer
+   * with a typed Fatal `InvalidConfig`. Environment: `KAFKA_MAX_IN_FLIGHT_REQUESTS`.
+   *
+   * @platformatic/kafka pipelines up to this many requests per broker, order per partition and
+   * zero-duplicates kept through faults (`PipelinedSender`). kafkajs sends idempotent requests one at a time
+   * whatever this says (kafkajs takes back a failed request's sequence numbers, see `KafkaJsProducer`);
+   * without idempotence it is kafkajs's own `maxInFlightRequests`.
+   */
+  readonly maxInFlightRequests?: number | undefined
   /** TLS to the brokers with the system's CAs (Java: security.protocol=SSL / SASL_SSL). Default false. */
   readonly ssl?: boolean | undefined
   /** SASL authentication. Default none. */
@@ -106,8 +118,13 @@ export const defaults = {
     initialRetryTime: Duration.millis(100),
     /** 2 s. */
     maxRetryTime: Duration.seconds(2)
-  }
+  },
+  /** 5 (Java: max.in.flight.requests.per.connection). */
+  maxInFlightRequests: 5
 } as const
+
+/** The most produce requests in flight per broker with idempotence: the batches a broker keeps per producer and partition. */
+export const maxIdempotentInFlight = 5
 
 /** `acks` as the protocol counts it (the produce request's `acks` field). */
 export const acksValue = {
@@ -138,6 +155,27 @@ export const checkIdempotence = (config: ProducerConfig): Effect.Effect<void, Fa
         })
       )
     : Effect.void
+}
+
+/**
+ * The produce requests a driver may have in flight per broker (`maxInFlightRequests`, default 5), checked: a
+ * whole number from 1, at most 5 with idempotence. Anything else fails with a typed Fatal `InvalidConfig`
+ * before any connection is made.
+ */
+export const maxInFlightOf = (config: ProducerConfig): Effect.Effect<number, Fatal> => {
+  const value = config.maxInFlightRequests ?? defaults.maxInFlightRequests
+  const idempotent = config.idempotent ?? defaults.idempotent
+  const limit = idempotent ? maxIdempotentInFlight : Number.MAX_SAFE_INTEGER
+  if (Number.isInteger(value) && value >= 1 && value <= limit) return Effect.succeed(value)
+  const range = idempotent
+    ? `a whole number from 1 to ${maxIdempotentInFlight} with idempotence (the broker keeps the last ${maxIdempotentInFlight} batches to drop a resent copy)`
+    : "a whole number from 1"
+  return Effect.fail(
+    new Fatal({
+      reason: "InvalidConfig",
+      message: `maxInFlightRequests must be ${range}, got ${value} (KAFKA_MAX_IN_FLIGHT_REQUESTS)`
+    })
+  )
 }
 
 /** The driver's own retries of one request, with defaults filled in, in milliseconds. */
@@ -212,6 +250,10 @@ export const optionsConfig = Config.all({
   ),
   /** `KAFKA_SSL`. */
   ssl: Config.Boolean("KAFKA_SSL").pipe(Config.withDefault(false)),
+  /** `KAFKA_MAX_IN_FLIGHT_REQUESTS`: produce requests in flight per broker, an integer (the range is checked by the driver). */
+  maxInFlightRequests: Config.Int("KAFKA_MAX_IN_FLIGHT_REQUESTS").pipe(
+    Config.withDefault(defaults.maxInFlightRequests)
+  ),
   /** `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`, all or none. */
   sasl: Config.all({
     /** `KAFKA_SASL_MECHANISM`: plain, scram-sha-256 or scram-sha-512. */
@@ -227,8 +269,9 @@ export const optionsConfig = Config.all({
  * The config from the environment: `KAFKA_BROKERS` (required, comma-separated host:port), `KAFKA_CLIENT_ID`,
  * `KAFKA_ACKS` (all|leader|none), `KAFKA_IDEMPOTENT`, `KAFKA_REQUEST_TIMEOUT` / `KAFKA_CONNECTION_TIMEOUT`
  * (durations: "30 seconds", "500 millis"), `KAFKA_AUTO_CREATE_TOPICS`, `KAFKA_COMPRESSION` (none|gzip|snappy|lz4|zstd),
- * `KAFKA_SSL`, `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`,
- * `KAFKA_SASL_PASSWORD` (kept `Redacted`). A bad value fails at startup and names the variable.
+ * `KAFKA_SSL`, `KAFKA_MAX_IN_FLIGHT_REQUESTS` (an integer, 1 to 5 with idempotence; default 5),
+ * `KAFKA_SASL_MECHANISM` (plain|scram-sha-256|scram-sha-512), `KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`
+ * (kept `Redacted`). A bad value fails at startup and names the variable.
  */
 export const config: Config.Config<ProducerConfig> = Config.all({
   brokers: Config.schema(BrokerList, "KAFKA_BROKERS"),

@@ -3,7 +3,7 @@
  *
  * @internal
  */
-import { amend, type PublishError, type RecordOutcome } from "../PublishError.ts"
+import { amend, type PublishError, type RecordOutcome, Retriable } from "../PublishError.ts"
 import { type Placement, partitionKey } from "./receipts.ts"
 
 /** Whether the records go to more than one topic-partition (only such a send gets `outcomes`). */
@@ -17,3 +17,21 @@ export const spansPartitions = (placements: ReadonlyArray<Placement>): boolean =
 /** The same error with `outcomes` set (one per record, in input order); its other fields are kept. */
 export const withOutcomes = (error: PublishError, outcomes: ReadonlyArray<RecordOutcome>): PublishError =>
   amend(error, { outcomes })
+
+/**
+ * The error of records not written because an earlier send on their partition failed first (the
+ * ordered-failure property of `Producer`): `Retriable` (sent again after the earlier one, they may pass),
+ * with the earlier failure's reason when that one is retriable, ambiguous only when an attempt of their own was.
+ */
+export const heldBack = (
+  earlier: PublishError,
+  fields: { readonly ambiguous: boolean; readonly topic?: string | undefined; readonly partition?: number | undefined }
+): Retriable =>
+  new Retriable({
+    reason: earlier._tag === "Retriable" ? earlier.reason : "Unknown",
+    ambiguous: fields.ambiguous,
+    message: `not written, to keep the order: an earlier send to the same partition failed first (${earlier.message})`,
+    cause: earlier,
+    ...(fields.topic === undefined ? {} : { topic: fields.topic }),
+    ...(fields.partition === undefined ? {} : { partition: fields.partition })
+  })

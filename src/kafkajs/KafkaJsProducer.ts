@@ -23,7 +23,14 @@
  *   concurrent single-record requests;
  * - after a failed send the next send starts a new producer session (new producer id, fresh sequence
  *   numbers), so nothing can collide with a batch of unknown fate; a send whose caller gave up while that
- *   session was being set up is not sent.
+ *   session was being set up is not sent;
+ * - the sends queued behind a failed one (called before its caller had the failure) are not sent: they fail
+ *   Retriable, not ambiguous, "not written, to keep the order", as the `Producer` contract's ordered-failure
+ *   property asks (`SendQueue`'s keepOrder). Run on a new session, they would be written ahead of the
+ *   failed send's records, which its caller sends again later.
+ *
+ * So `maxInFlightRequests` does not apply to idempotent sends here (one at a time); without idempotence it
+ * is kafkajs's own `maxInFlightRequests`.
  *
  * A failed send of records in several partitions reports `outcomes` "unknown" for every record: kafkajs
  * fails the whole request when one partition's answer is an error, and the broker may have appended the
@@ -37,7 +44,7 @@ import { type Config, Duration, Effect, Layer, Redacted, type Scope } from "effe
 import kafkajs from "kafkajs"
 import { toBuffer } from "../internal/bytes.ts"
 import { millis } from "../internal/duration.ts"
-import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import { heldBack, spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import { offsetsFromBase, type Placement, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
 import { failedSend } from "../internal/transactionalSends.ts"
@@ -50,6 +57,7 @@ import {
   type TransactionHandle,
   transactionTimeoutOf
 } from "../TransactionalProducer.ts"
+import { onEachBroker } from "./brokerHook.ts"
 import { codecFor } from "./compressionCodecs.ts"
 import { retryAddPartitionsQuickly } from "./concurrentTransactions.ts"
 import { toPublishError, vocabulary } from "./KafkaJsErrors.ts"
@@ -146,11 +154,14 @@ const settingsOf = (config: KafkaJsConfig): Effect.Effect<Settings, PublishError
 interface StickyPartitioner {
   /** The partition chosen for each message, kept so offsets can be derived and retries are sticky. */
   readonly assigned: WeakMap<object, number>
+  /** Messages whose (explicit) partition the topic's metadata did not have: kafkajs drops them, unanswered. */
+  readonly absent: WeakSet<object>
   readonly create: kafkajs.ICustomPartitioner
 }
 
 const stickyPartitioner = (): StickyPartitioner => {
   const assigned = new WeakMap<object, number>()
+  const absent = new WeakSet<object>()
   const create: kafkajs.ICustomPartitioner = () => {
     const inner = kafkajs.Partitioners.DefaultPartitioner()
     return (args) => {
@@ -158,10 +169,75 @@ const stickyPartitioner = (): StickyPartitioner => {
       if (previous !== undefined && previous < args.partitionMetadata.length) return previous
       const partition = inner(args)
       assigned.set(args.message, partition)
+      if (args.partitionMetadata.some((p) => p.partitionId === partition)) absent.delete(args.message)
+      else absent.add(args.message)
       return partition
     }
   }
-  return { assigned, create }
+  return { assigned, absent, create }
+}
+
+/**
+ * kafkajs answered a send in a way that hides what was written, seen in the cluster-faults suite (a leader
+ * killed under sends spanning partitions on several brokers; traced produce request by request). A send to
+ * several brokers is one request per broker under `Promise.all`, retried as a whole, each broker's answer
+ * kept across the retries. A retry may send a partition again under the next sequence numbers although an
+ * earlier request with it was written (seen: partition 2 written at sequence 552, offset 1246, then 6 s
+ * later, in the same send, again at sequence 553, offset 1251; the answer listed it once, 1251): the broker
+ * takes it for a new batch. It may also leave a partition out of the retry (its leader moved, or it had
+ * none for a moment) and answer without it, its sequence number rolled back although the failed attempt may
+ * have written it. The driver watches the produce requests of each idempotent send (`twice`: a partition
+ * sent under more than one first sequence number) and the answer (listed twice, or `unanswered`): those
+ * partitions' records are "unknown" (maybe written, maybe twice), and the session is retired (its sequence
+ * numbers may be off the broker's). A resend under the same sequence number (kafkajs took it back after a
+ * failure) is safe: the broker drops a copy it has.
+ */
+export class KafkaJsAnswerMismatch extends Error {
+  /** "KafkaJsAnswerMismatch". */
+  override readonly name = "KafkaJsAnswerMismatch"
+  /** What kafkajs answered. */
+  readonly response: ReadonlyArray<kafkajs.RecordMetadata>
+  /** The partitions (topic NUL partition) kafkajs sent twice under new sequence numbers, or answered twice. */
+  readonly twice: ReadonlySet<string>
+  /** The partitions of the send kafkajs did not answer. */
+  readonly unanswered: ReadonlySet<string>
+  constructor(
+    response: ReadonlyArray<kafkajs.RecordMetadata>,
+    twice: ReadonlySet<string>,
+    unanswered: ReadonlySet<string>
+  ) {
+    super(
+      `kafkajs ${twice.size > 0 ? "sent a partition's batch twice" : "left a partition unanswered"} in a retry after a broker failure: its records may be written (twice)`
+    )
+    this.response = response
+    this.twice = twice
+    this.unanswered = unanswered
+  }
+}
+
+/** What kafkajs did wrong in a send, if anything (see `KafkaJsAnswerMismatch`); `resent`: partitions sent twice. */
+const mismatchOf = (
+  request: kafkajs.ProducerBatch,
+  response: ReadonlyArray<kafkajs.RecordMetadata>,
+  p: StickyPartitioner,
+  resent: ReadonlySet<string>
+): KafkaJsAnswerMismatch | undefined => {
+  const answered = new Set<string>()
+  const twice = new Set<string>(resent)
+  for (const r of response) {
+    const key = partitionKey(r.topicName, r.partition)
+    if (answered.has(key)) twice.add(key)
+    answered.add(key)
+  }
+  const unanswered = new Set<string>()
+  for (const { topic, messages } of request.topicMessages ?? [])
+    for (const message of messages) {
+      const partition = p.assigned.get(message)
+      if (partition === undefined || p.absent.has(message)) continue
+      const key = partitionKey(topic, partition)
+      if (!answered.has(key)) unanswered.add(key)
+    }
+  return twice.size > 0 || unanswered.size > 0 ? new KafkaJsAnswerMismatch(response, twice, unanswered) : undefined
 }
 
 // --- 3. sessions -------------------------------------------------------------------------------------
@@ -172,9 +248,25 @@ interface Session {
   failed: boolean
 }
 
+/** A produce request as kafkajs hands it to a broker (the fields the driver reads). */
+interface ProduceRequest {
+  readonly topicData: ReadonlyArray<{
+    readonly topic: string
+    readonly partitions: ReadonlyArray<{ readonly partition: number; readonly firstSequence?: number }>
+  }>
+}
+
+/** One send's place in line (taken when the send is called) and its end. */
+interface SessionTurn {
+  readonly send: (request: kafkajs.ProducerBatch, signal: AbortSignal) => Promise<Array<kafkajs.RecordMetadata>>
+  /** The caller has the send's answer (see `SendQueue`'s keepOrder). */
+  readonly done: () => void
+}
+
 /** The kafkajs producers a driver sends on: one at a time, a new one after a failed idempotent send. */
 interface Sessions {
-  readonly send: (request: kafkajs.ProducerBatch, signal: AbortSignal) => Promise<Array<kafkajs.RecordMetadata>>
+  /** Takes a send's place in line, now. */
+  readonly turn: () => SessionTurn
   /**
    * Failures of requests kafkajs was given (not of a reconnect before them). kafkajs reconnects inside its
    * send loop after losing a request in flight and, when that reconnect is refused, reports only the
@@ -190,7 +282,8 @@ interface Sessions {
 const makeSessions = (
   kafka: kafkajs.Kafka,
   settings: Settings,
-  partitioner: StickyPartitioner
+  partitioner: StickyPartitioner,
+  maxInFlight: number
 ): Effect.Effect<Sessions, PublishError> =>
   Effect.gen(function* () {
     const { idempotent, autoCreateTopics, retry } = settings
@@ -200,18 +293,38 @@ const makeSessions = (
         allowAutoTopicCreation: autoCreateTopics,
         createPartitioner: partitioner.create,
         retry,
-        ...(idempotent ? { maxInFlightRequests: 1 } : {})
+        maxInFlightRequests: idempotent ? 1 : maxInFlight
       })
       await producer.connect()
       return { producer, failed: false }
     }
+    // the first sequence numbers each partition was produced under during the current send, to see kafkajs
+    // send a partition again under new numbers (KafkaJsAnswerMismatch). Idempotent sends only: they run one at
+    // a time, so every produce request belongs to the send in flight (without idempotence kafkajs has no
+    // numbers to compare, and any retry of its own may duplicate, as with the Java client)
+    const produced = new Map<string, Set<number>>()
+    if (idempotent)
+      onEachBroker(kafka, (broker) => {
+        const produce = (broker.produce as (request: ProduceRequest) => Promise<unknown>).bind(broker)
+        broker.produce = (request: ProduceRequest) => {
+          for (const t of request.topicData)
+            for (const p of t.partitions) {
+              const key = partitionKey(t.topic, p.partition)
+              produced.set(key, (produced.get(key) ?? new Set()).add(p.firstSequence ?? 0))
+            }
+          return produce(request)
+        }
+      })
+    /** Partitions written twice at worst: sent under two first sequence numbers in this send. */
+    const resent = (): Set<string> =>
+      new Set([...produced].filter(([, sequences]) => sequences.size > 1).map(([key]) => key))
     let session = yield* Effect.tryPromise({
       try: newSession,
       catch: (cause) => toPublishError(cause, { autoCreateTopics })
     })
     // Idempotent sends run one at a time, each to its end (kafkajs's own retries included), and a failed
-    // send retires its session: see the module comment.
-    const queue = SendQueue.make(idempotent)
+    // send retires its session; the sends queued behind it are not sent (keepOrder): see the module comment.
+    const queue = SendQueue.make(idempotent, { keepOrder: idempotent })
     const sentThenFailed = new WeakSet<object>()
     // After a failed reconnect, sends waiting in the queue fail at once for `reconnectBackoff` instead of
     // each spending a connection timeout on a broker that just refused (Java: reconnect.backoff.ms).
@@ -238,8 +351,13 @@ const makeSessions = (
         if (signal.aborted) throw new SendQueue.SendCancelled()
       }
       const current = session
+      produced.clear()
       try {
-        return await current.producer.sendBatch(request)
+        const response = await current.producer.sendBatch(request)
+        // acks=0 answers nothing at all
+        const mismatch = settings.acks === "none" ? undefined : mismatchOf(request, response, partitioner, resent())
+        if (mismatch !== undefined) throw mismatch
+        return response
       } catch (error) {
         if (idempotent) current.failed = true
         sentThenFailed.add(error as object)
@@ -248,7 +366,10 @@ const makeSessions = (
     }
 
     return {
-      send: (request, signal) => queue.run(() => sendOnSession(request, signal), signal),
+      turn: () => {
+        const turn = queue.turn()
+        return { send: (request, signal) => turn.run(() => sendOnSession(request, signal), signal), done: turn.done }
+      },
       sentThenFailed,
       inFlight: queue.inFlight,
       close: Effect.gen(function* () {
@@ -304,7 +425,24 @@ const placementsOf = (batch: Batch, assigned: WeakMap<object, number>): Array<Pl
 const beforeAnyWrite = new Set(["UnknownTopic", "InvalidTopic", "AuthenticationFailed", "UnsupportedVersion"])
 
 /** The typed error of a failed send; a sent, multi-partition one says every record's fate is unknown. */
-const failure = (cause: unknown, batch: Batch, settings: Settings, sessions: Sessions, p: StickyPartitioner) => {
+const failure = (
+  cause: unknown,
+  batch: Batch,
+  settings: Settings,
+  sessions: Sessions,
+  p: StickyPartitioner
+): PublishError => {
+  if (cause instanceof KafkaJsAnswerMismatch) return mismatched(cause, batch, p)
+  if (cause instanceof SendQueue.NotSentAfterFailure) {
+    // queued behind a send that failed: not sent, certainly not written
+    let earlier = cause.earlier
+    while (earlier instanceof SendQueue.NotSentAfterFailure) earlier = earlier.earlier
+    const topic = batch.records[0]!.topic
+    return heldBack(toPublishError(earlier, { autoCreateTopics: settings.autoCreateTopics, topic }), {
+      ambiguous: false,
+      topic
+    })
+  }
   const sent = typeof cause === "object" && cause !== null && sessions.sentThenFailed.has(cause)
   const placements = placementsOf(batch, p.assigned)
   const error = toPublishError(cause, {
@@ -319,6 +457,40 @@ const failure = (cause: unknown, batch: Batch, settings: Settings, sessions: Ses
   return withOutcomes(
     error,
     placements.map(() => "unknown" as const)
+  )
+}
+
+/**
+ * The error of a send kafkajs answered wrongly (`KafkaJsAnswerMismatch`): Retriable, ambiguous; per record,
+ * "unknown" on the partitions it answered twice or not at all, where the answer says on the others.
+ */
+const mismatched = (cause: KafkaJsAnswerMismatch, batch: Batch, p: StickyPartitioner): PublishError => {
+  const placements = batch.records.map(
+    (record, i): Placement => ({
+      topic: record.topic,
+      partition: p.assigned.get(batch.messages[i]!) ?? record.partition ?? 0
+    })
+  )
+  const base = new Map<string, bigint>()
+  for (const r of cause.response) base.set(partitionKey(r.topicName, r.partition), BigInt(r.baseOffset ?? "0"))
+  const offsets = offsetsFromBase(placements, base)
+  const error = new Retriable({
+    reason: "Unknown",
+    ambiguous: true,
+    topic: placements[0]!.topic,
+    message: cause.message,
+    cause
+  })
+  if (!spansPartitions(placements)) return error
+  return withOutcomes(
+    error,
+    placements.map((at, i) => {
+      const key = partitionKey(at.topic, at.partition)
+      const offset = offsets[i]
+      return cause.twice.has(key) || cause.unanswered.has(key) || offset === undefined
+        ? ("unknown" as const)
+        : { ...at, offset, timestamp: batch.messages[i]!.timestampMs }
+    })
   )
 }
 
@@ -379,8 +551,9 @@ const receipts = (
 export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
   Effect.gen(function* () {
     const settings = yield* settingsOf(config)
+    const maxInFlight = yield* ProducerConfig.maxInFlightOf(config)
     const partitioner = stickyPartitioner()
-    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner)
+    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner, maxInFlight)
     yield* Effect.addFinalizer(() => sessions.close)
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
@@ -393,10 +566,14 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
           compression: settings.compression,
           topicMessages: batch.topicMessages
         }
+        const turn = sessions.turn()
         return Effect.tryPromise({
-          try: (signal) => sessions.send(request, signal),
+          try: (signal) => turn.send(request, signal),
           catch: (cause) => failure(cause, batch, settings, sessions, partitioner)
-        }).pipe(Effect.flatMap((response) => receipts(batch, response, settings, partitioner)))
+        }).pipe(
+          Effect.flatMap((response) => receipts(batch, response, settings, partitioner)),
+          Effect.ensuring(Effect.sync(turn.done))
+        )
       })
 
     return Producer.of({ send, inFlight: Effect.sync(sessions.inFlight) })

@@ -18,15 +18,19 @@
  * around by the client's `partition % count`, each receipt knows its partition, and a retry inside the
  * client never moves a record.
  *
- * Idempotence and failures: the client keeps one sequence number per partition and retries a request with
- * the same numbers (the broker drops a copy it already wrote); when a send finally fails it drops its
- * producer id, so the next send starts a new producer session and nothing can collide with a batch of
- * unknown fate. As with kafkajs, sends run one at a time, each to its end: two sends in flight could
- * otherwise take sequence numbers around a failure (see `KafkaJsProducer`). Throughput comes from batching.
- * A send that fails after some brokers wrote their part (`error.produced` lists them) is ambiguous, and
- * when it spans partitions its `outcomes` say so record by record: written (the partitions `produced`
- * lists, with their offsets) or "unknown" (the partitions of the brokers whose request failed: a broker
- * appends the good partitions of a request in which another partition was refused).
+ * Requests in flight, idempotence and failures: sends go through the driver's own `PipelinedSender`, not
+ * the client's `send` (which clears its sequence numbers while other sends are in flight and resends a
+ * batch under new numbers: see that module). Up to `maxInFlightRequests` (default 5) produce requests are in
+ * flight per broker, one batch per partition in each; sequence numbers follow the order `send` was called.
+ * A partition has more than one batch in flight only once the broker acknowledged a write of the session on
+ * it, and never without idempotence (nothing on the broker would keep the order then).
+ * A failed batch is sent again (after the others in flight settled, the retry backoff and fresh metadata)
+ * with the same producer id and sequence numbers, so the broker drops a copy it already wrote; when its
+ * retries (`retry`) are spent, or the failure cannot be retried, it fails, the later batches of its
+ * partition fail with it (never written ahead of it), and a new producer session starts before anything
+ * new is sent. A send that fails partly is ambiguous when another partition of it was written or may have
+ * been, and when it spans partitions its `outcomes` say record by record what the sender knows: written
+ * (with the offset), "notWritten", or "unknown" (an attempt may have written it).
  *
  * @module
  */
@@ -38,10 +42,11 @@ import {
   type ProduceResult
 } from "@platformatic/kafka"
 import { type Config, Duration, Effect, Exit, Layer, Option, Redacted, type Scope } from "effect"
+import type { ErrorLike } from "../ErrorClassification.ts"
 import { toBuffer } from "../internal/bytes.ts"
 import { errorName, retryDelayMillis } from "../internal/concurrentTransactions.ts"
 import { millis } from "../internal/duration.ts"
-import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import { heldBack, spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import * as Partitioner from "../internal/partitioner.ts"
 import { offsetsFromBase, partitionKey } from "../internal/receipts.ts"
 import * as SendQueue from "../internal/sendQueue.ts"
@@ -56,7 +61,9 @@ import {
   type TransactionHandle,
   transactionTimeoutOf
 } from "../TransactionalProducer.ts"
-import { toPublishError, vocabulary } from "./PlatformaticErrors.ts"
+import type { Failure, RecordFate, Session, Settled } from "./PipelinedSender.ts"
+import * as PipelinedSender from "./PipelinedSender.ts"
+import { classify, toPublishError, vocabulary } from "./PlatformaticErrors.ts"
 
 /** The driver-neutral settings (`ProducerConfig`) and this driver's own. */
 export interface PlatformaticConfig extends ProducerConfig.ProducerConfig {
@@ -136,13 +143,20 @@ export const clientOptions = (config: PlatformaticConfig) => {
  * whatever the reason, a refused password too (it reads `canRetry` on the connection error only, not on
  * the authentication error inside it), so this first contact makes no retries of its own and only a
  * Retriable failure is tried again. An idempotent producer also asks for its producer id now, which proves
- * the IDEMPOTENT_WRITE right.
+ * the IDEMPOTENT_WRITE right: the session the sender starts with.
+ *
+ * The driver sends through its own `PipelinedSender`, not the client's `send`, so the client is made
+ * without its idempotence (which would allow one request per connection) and with room for
+ * `maxInFlight` requests per connection; producer id and sequence numbers are the sender's.
  */
-const connect = (config: PlatformaticConfig): Effect.Effect<Client, PublishError, Scope.Scope> =>
+const connect = (
+  config: PlatformaticConfig,
+  maxInFlight: number
+): Effect.Effect<{ readonly client: Client; readonly session: Session | undefined }, PublishError, Scope.Scope> =>
   Effect.gen(function* () {
     const classifyContext = { autoCreateTopics: config.autoCreateTopics ?? defaults.autoCreateTopics }
     const client = yield* Effect.acquireRelease(
-      Effect.sync(() => new Client(clientOptions(config))),
+      Effect.sync(() => new Client({ ...clientOptions(config), idempotent: false, maxInflights: maxInFlight })),
       (client) => Effect.promise(() => client.close(true).catch(() => undefined))
     )
     const retry = ProducerConfig.driverRetry(config)
@@ -158,13 +172,12 @@ const connect = (config: PlatformaticConfig): Effect.Effect<Client, PublishError
         })
       )
     )
-    if (config.idempotent ?? defaults.idempotent) {
-      yield* Effect.tryPromise({
-        try: () => client.initIdempotentProducer({}),
-        catch: (cause) => toPublishError(cause, classifyContext)
-      })
-    }
-    return client
+    if (!(config.idempotent ?? defaults.idempotent)) return { client, session: undefined }
+    const info = yield* Effect.tryPromise({
+      try: () => client.initIdempotentProducer({}),
+      catch: (cause) => toPublishError(cause, classifyContext)
+    })
+    return { client, session: { producerId: info.producerId, producerEpoch: info.producerEpoch } }
   })
 
 // --- 2. placing records ------------------------------------------------------------------------------
@@ -318,34 +331,132 @@ const failure = (cause: unknown, placed: Placed, autoCreateTopics: boolean): Pub
 
 // --- the driver --------------------------------------------------------------------------------------
 
-/** A scoped @platformatic/kafka `Producer`: reaches the cluster now, drains and closes when the scope closes. */
+/** One receipt per record from the sender's answer (offset "-1" with acks=0, as the Java client reports). */
+const receiptsOf = (placed: Placed, fates: ReadonlyArray<RecordFate>): Array<RecordMetadata> =>
+  placed.messages.map((m, i) => ({
+    topic: m.topic,
+    partition: m.partition,
+    offset: String(fates[i] as bigint),
+    timestamp: placed.timestamps[i]!
+  }))
+
+/**
+ * The typed error of a send some of whose records failed (`Settled.failures`, by first record): the first
+ * batch that failed on its own decides (classified from all its attempts' errors, `toPublishError`), or,
+ * when every failed batch was held back behind an earlier send's failure, a `heldBack` error. Ambiguous
+ * exactly when a record's fate is unknown or another partition of the send was written. A send spanning
+ * partitions says per record what became of it (`outcomes`).
+ */
+const sendFailure = (placed: Placed, settled: Settled, autoCreateTopics: boolean): PublishError => {
+  const { failures, fates } = settled
+  const spans = spansPartitions(placed.messages)
+  const partlyWritten = fates.some((fate) => typeof fate === "bigint")
+  const ambiguous = partlyWritten || fates.includes("unknown")
+  const failure = failures.find((f) => f.behind === undefined) ?? failures[0]!
+  const fields = { topic: failure.topic, partition: spans ? undefined : failure.partition }
+  const error =
+    failure.behind === undefined
+      ? exactly(toPublishError(attempts(failure), { autoCreateTopics, ...fields, partlyWritten }), ambiguous)
+      : heldBack(rootError(failure.behind, autoCreateTopics), { ambiguous, ...fields })
+  // every record alike (nothing written, all certainly not or all maybe): the error says it without outcomes
+  if (!spans || fates.every((fate) => fate === fates[0])) return error
+  return withOutcomes(
+    error,
+    placed.messages.map((m, i) => {
+      const fate = fates[i]!
+      return typeof fate === "bigint"
+        ? { topic: m.topic, partition: m.partition, offset: String(fate), timestamp: placed.timestamps[i]! }
+        : fate
+    })
+  )
+}
+
+/** A batch's failed attempts as one cause (the classification reads them all: any ambiguous one counts). */
+const attempts = (failure: Failure): unknown =>
+  failure.errors.length === 1 ? failure.errors[0] : new AggregateError(failure.errors, "produce failed")
+
+/** The error of the batch whose failure held the others back. */
+const rootError = (failure: Failure, autoCreateTopics: boolean): PublishError => {
+  let root = failure
+  while (root.behind !== undefined) root = root.behind
+  return toPublishError(attempts(root), { autoCreateTopics, topic: root.topic, partition: root.partition })
+}
+
+/** A retriable error ambiguous exactly as the sender knows the records' fate (not as its errors guess it). */
+const exactly = (error: PublishError, ambiguous: boolean): PublishError =>
+  error._tag === "Retriable" && error.ambiguous !== ambiguous
+    ? new Retriable({
+        reason: error.reason,
+        ambiguous,
+        message: error.message,
+        cause: error.cause,
+        ...(error.topic === undefined ? {} : { topic: error.topic }),
+        ...(error.partition === undefined ? {} : { partition: error.partition })
+      })
+    : error
+
+/**
+ * A scoped @platformatic/kafka `Producer`: reaches the cluster now, drains and closes when the scope closes.
+ * Sends go through a `PipelinedSender`: up to `maxInFlightRequests` produce requests in flight per broker.
+ */
 export const make = (config: PlatformaticConfig): Effect.Effect<Producer, PublishError, Scope.Scope> =>
   Effect.gen(function* () {
     yield* ProducerConfig.checkIdempotence(config)
+    const maxInFlight = yield* ProducerConfig.maxInFlightOf(config)
     const acks = config.acks ?? defaults.acks
     const autoCreateTopics = config.autoCreateTopics ?? defaults.autoCreateTopics
-    const client = yield* connect(config)
+    const idempotent = config.idempotent ?? defaults.idempotent
+    const { client, session } = yield* connect(config, maxInFlight)
     const partitioner = Partitioner.make()
-    // One send at a time, each to its end (the client's own retries included): see the module comment.
-    const sends = SendQueue.make(true)
+    const options = clientOptions(config)
+    const context = { autoCreateTopics }
+    const sender = PipelinedSender.make<Message>(
+      PipelinedSender.clientWire(client, {
+        acks: acksValue[acks],
+        timeout: options.timeout,
+        compression: options.compression,
+        autoCreateTopics
+      }),
+      {
+        idempotent,
+        maxInFlight,
+        retries: options.retries,
+        retryDelay: (attempt) => options.retryDelay(client, "produce", attempt),
+        classify: (error) => classify(error, context),
+        protocolName: (error) =>
+          typeof error === "object" && error !== null ? vocabulary.protocolName(error as ErrorLike) : undefined,
+        session
+      }
+    )
     // Publisher drains first; this waits for sends made directly on the Producer (bounded), then the client
     // is closed by its own finalizer
-    yield* Effect.addFinalizer(() => sends.drain(Duration.seconds(30)))
+    yield* Effect.addFinalizer(() =>
+      SendQueue.idle(sender.inFlight).pipe(
+        Effect.timeoutOption(Duration.seconds(30)),
+        Effect.andThen(Effect.sync(sender.close))
+      )
+    )
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
-      Effect.gen(function* () {
-        if (records.length === 0) return []
-        const placed = yield* placeAll(client, records, autoCreateTopics, partitioner)
-        const result = yield* Effect.tryPromise({
-          // an undefined key or value is written as null (length -1), which the typings do not say
-          try: (signal) =>
-            sends.run(() => client.send({ messages: placed.messages as Array<MessageToProduce> }), signal),
-          catch: (cause) => failure(cause, placed, autoCreateTopics)
-        })
-        return yield* receipts(placed, result, acks)
+      Effect.suspend(() => {
+        if (records.length === 0) return Effect.succeed([])
+        // the send's place in line is taken now, before its records are placed (an async metadata look-up)
+        const turn = sender.turn()
+        return placeAll(client, records, autoCreateTopics, partitioner).pipe(
+          Effect.flatMap((placed) =>
+            Effect.flatMap(
+              Effect.promise(() => turn.send(placed.messages)),
+              (settled): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>
+                settled.failures.length === 0
+                  ? Effect.succeed(receiptsOf(placed, settled.fates))
+                  : Effect.fail(sendFailure(placed, settled, autoCreateTopics))
+            )
+          ),
+          Effect.ensuring(Effect.sync(turn.done))
+        )
       })
 
-    return Producer.of({ send, inFlight: Effect.sync(sends.inFlight) })
+    return Producer.of({ send, inFlight: Effect.sync(sender.inFlight) })
   })
 
 /** The @platformatic/kafka `Producer` layer (see `make`). */

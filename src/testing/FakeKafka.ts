@@ -22,6 +22,11 @@
  * - Fault injection: fail the next sends, pause until resumed, added latency, "written but the answer was
  *   lost" (the records are appended, then the send fails ambiguously: a resend duplicates them, as a resend
  *   by the application would on a real broker).
+ * - Sends that overlap (latency, pause) keep the `Producer` contract's ordered-failure property: a send
+ *   called before an earlier send returned a failure on a partition (`failNext`, a refused batch, a missing
+ *   partition) is refused on that partition ("not written, to keep the order", Retriable, not ambiguous),
+ *   and writes its other partitions. An injected failure hits the partitions the records would have gone to
+ *   (a record without a key takes its round-robin turn, as a driver's request that failed did).
  *
  * - Transactions (`transactionalProducer`): records sent inside a transaction are in the log at once (a
  *   read_uncommitted reader sees them), and visible to a read_committed reader only once committed, aborted
@@ -37,8 +42,9 @@
  * @module
  */
 import { Context, Duration, Effect, Latch, Layer } from "effect"
-import { spansPartitions, withOutcomes } from "../internal/outcomes.ts"
+import { heldBack, spansPartitions, withOutcomes } from "../internal/outcomes.ts"
 import * as Partitioner from "../internal/partitioner.ts"
+import { partitionKey } from "../internal/receipts.ts"
 import { type Headers, Producer, type ProducerRecord, type RecordMetadata } from "../Producer.ts"
 import { Fatal, type PublishError, Retriable } from "../PublishError.ts"
 import type { ReadRecord } from "../reader/TopicReader.ts"
@@ -170,6 +176,12 @@ interface Txn {
   readonly transactionalId: string
 }
 
+/** A send some of whose partitions were not written: its error, and those partitions. */
+interface Refused {
+  readonly error: PublishError
+  readonly notWritten: ReadonlySet<string>
+}
+
 interface TopicState {
   readonly name: string
   readonly partitions: ReadonlyArray<PartitionLog>
@@ -275,8 +287,9 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
      */
     const write = (
       records: ReadonlyArray<ProducerRecord>,
-      createTime: number
-    ): Array<RecordMetadata> | PublishError => {
+      createTime: number,
+      heldBy: (key: string) => PublishError | undefined
+    ): Array<RecordMetadata> | Refused => {
       const send = ++sendId
       // 1. metadata and partitions (a missing partition leaves its slot undefined)
       const logs: Array<PartitionLog | undefined> = new Array(records.length)
@@ -287,7 +300,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         const record = records[i]!
         if (topic?.name !== record.topic) {
           const found = topicFor(record.topic)
-          if (found instanceof Fatal) return found
+          if (found instanceof Fatal) return { error: found, notWritten: new Set() }
           topic = found
         }
         const partition = record.partition ?? partitioner.partition(topic.name, record.key, topic.partitions.length)
@@ -303,19 +316,33 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         const timestampDelta = (records[i]!.timestamp ?? createTime) - log.batchFirstTimestamp
         log.batchBytes += recordBytes(records[i]!, log.batchCount++, timestampDelta)
       }
-      // 3. append every accepted batch, in input order
+      // 3. append every accepted batch, in input order, but for the partitions an earlier failed send holds
       const outcomes: Array<RecordMetadata | "notWritten"> = new Array(records.length)
+      const notWritten = new Set<string>()
+      let held: { readonly earlier: PublishError; readonly index: number } | undefined
       for (let i = 0; i < records.length; i++) {
         const log = logs[i]
-        outcomes[i] =
-          log === undefined || log.batchBytes > log.maxMessageBytes
-            ? "notWritten"
-            : append(log, records[i]!, createTime)
+        const key = partitionKey(records[i]!.topic, partitions[i]!)
+        const earlier = log === undefined ? undefined : heldBy(key)
+        if (earlier !== undefined) held ??= { earlier, index: i }
+        if (log === undefined || log.batchBytes > log.maxMessageBytes || earlier !== undefined) {
+          outcomes[i] = "notWritten"
+          notWritten.add(key)
+        } else outcomes[i] = append(log, records[i]!, createTime)
       }
-      const failure = refusal(records, partitions, logs, batches, outcomes)
-      if (failure === undefined) return outcomes as Array<RecordMetadata>
       const placements = records.map((record, i) => ({ topic: record.topic, partition: partitions[i]! }))
-      return spansPartitions(placements) ? withOutcomes(failure, outcomes) : failure
+      const spans = spansPartitions(placements)
+      const failure =
+        refusal(records, partitions, logs, batches, outcomes) ??
+        (held === undefined
+          ? undefined
+          : heldBack(held.earlier, {
+              ambiguous: outcomes.some((o) => o !== "notWritten"),
+              topic: records[held.index]!.topic,
+              partition: spans ? undefined : partitions[held.index]
+            }))
+      if (failure === undefined) return outcomes as Array<RecordMetadata>
+      return { error: spans ? withOutcomes(failure, outcomes) : failure, notWritten }
     }
 
     const startBatch = (log: PartitionLog, send: number, timestamp: number, batches: Array<PartitionLog>) => {
@@ -385,18 +412,58 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
       return next.error
     }
 
-    // The broker's answer, once any pause or latency is over.
+    // The ordered-failure property (`Producer`): a send answered while an earlier send that failed on one of
+    // its partitions was still in flight (or not yet returned) is refused there. Only a send that waited
+    // (latency, pause) can fail while a later one is in flight: those are numbered and tracked.
+    const overlapping: Array<{
+      readonly id: number
+      doneAt: number | undefined
+      readonly failed: Map<string, PublishError>
+    }> = []
+    let calls = 0
+    const heldFor =
+      (id: number) =>
+      (key: string): PublishError | undefined => {
+        for (const send of overlapping)
+          if (send.id < id && (send.doneAt === undefined || id <= send.doneAt)) {
+            const error = send.failed.get(key)
+            if (error !== undefined) return error
+          }
+        return undefined
+      }
+    const failedOn = (id: number, keys: Iterable<string>, error: PublishError) => {
+      const send = overlapping.find((s) => s.id === id)
+      if (send !== undefined) for (const key of keys) send.failed.set(key, error)
+    }
+    // the partitions an injected failure hits: where the records would have gone (an unknown topic: none)
+    const partitionsOf = (records: ReadonlyArray<ProducerRecord>) =>
+      records.flatMap((record) => {
+        const topic = topics.get(record.topic)
+        if (topic === undefined) return []
+        const partition = record.partition ?? partitioner.partition(topic.name, record.key, topic.partitions.length)
+        return [partitionKey(record.topic, partition)]
+      })
+
+    // The broker's answer, once any pause or latency is over (`id`: a send that waited, numbered).
     const answer = (
       records: ReadonlyArray<ProducerRecord>,
       createTime: number,
-      txn: Txn | undefined
+      txn: Txn | undefined,
+      id: number
     ): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> => {
       const injected = nextInjected()
-      if (injected !== undefined) return Effect.fail(typeof injected === "function" ? injected(records) : injected)
+      if (injected !== undefined) {
+        const error = typeof injected === "function" ? injected(records) : injected
+        if (txn === undefined) failedOn(id, partitionsOf(records), error)
+        return Effect.fail(error)
+      }
       writingIn = txn
-      const written = write(records, createTime)
+      const written = write(records, createTime, txn === undefined ? heldFor(id) : () => undefined)
       writingIn = undefined
-      if (!Array.isArray(written)) return Effect.fail(written)
+      if (!Array.isArray(written)) {
+        failedOn(id, written.notWritten, written.error)
+        return Effect.fail(written.error)
+      }
       if (lostAnswers > 0) {
         lostAnswers--
         return Effect.fail(
@@ -421,14 +488,26 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         if (records.length === 0) return Effect.succeed([])
         // CreateTime: the driver stamps records when the send starts, not when the broker answers
         const createTime = clock.currentTimeMillisUnsafe()
-        if (running.isOpen() && Duration.isZero(latency)) return answer(records, createTime, txn)
+        const id = ++calls
+        // answered at once: it returns before any later send is called, so it overlaps none
+        if (running.isOpen() && Duration.isZero(latency)) return answer(records, createTime, txn, id)
         inFlight++
+        const tracked = { id, doneAt: undefined as number | undefined, failed: new Map<string, PublishError>() }
+        overlapping.push(tracked)
         const wait = Duration.isZero(latency) ? running.await : Effect.andThen(Effect.sleep(latency), running.await)
         return wait.pipe(
-          Effect.andThen(Effect.suspend(() => answer(records, createTime, txn))),
+          Effect.andThen(Effect.suspend(() => answer(records, createTime, txn, id))),
           Effect.ensuring(
             Effect.sync(() => {
               inFlight--
+              tracked.doneAt = calls
+              // a returned send holds nothing once no send called before it returned is still waiting
+              for (let i = overlapping.length - 1; i >= 0; i--) {
+                const { id: from, doneAt: to, failed } = overlapping[i]!
+                if (to === undefined) continue
+                if (failed.size === 0 || !overlapping.some((s) => s.doneAt === undefined && s.id > from && s.id <= to))
+                  overlapping.splice(i, 1)
+              }
             })
           )
         )
@@ -583,6 +662,7 @@ export const make = (options: Options = {}): Effect.Effect<FakeKafkaShape> =>
         epochs.clear()
         openTxns.clear()
         latency = Duration.zero
+        for (const send of overlapping) send.failed.clear()
         return Effect.asVoid(running.open)
       })
     }

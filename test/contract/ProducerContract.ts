@@ -4,10 +4,10 @@
  * the broker under test.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, type Layer, Schema } from "effect"
+import { Context, Effect, Exit, type Layer, Schema } from "effect"
 import { DeadLetter, Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import kafkajs from "kafkajs"
-import { Producer } from "../../src/Producer.ts"
+import { Producer, type ProducerRecord } from "../../src/Producer.ts"
 import type { PublishError } from "../../src/PublishError.ts"
 import type { ReadRecord } from "../../src/reader/TopicReader.ts"
 import { failureOf } from "../support/exits.ts"
@@ -18,6 +18,11 @@ export interface ContractBrokerShape {
     options: { readonly partitions: number; readonly maxMessageBytes?: number }
   ) => Effect.Effect<void, unknown>
   readonly readBack: (topic: string) => Effect.Effect<ReadonlyArray<ReadRecord>, unknown>
+  /**
+   * Makes the sends that follow overlap (several in flight at once): FakeKafka answers after a delay; a real
+   * broker needs nothing (a round trip is long enough for the next sends to be called).
+   */
+  readonly overlapSends: Effect.Effect<void>
 }
 
 export class ContractBroker extends Context.Service<ContractBroker, ContractBrokerShape>()("test/ContractBroker") {}
@@ -306,5 +311,152 @@ export const producerContract = (name: string, harness: HarnessLayer, options: {
           })
         })
       )
+    )
+
+    /** Sends `batches` one fiber each, started in order (so called in order); each result as an Exit. */
+    const sendAll = (
+      producer: Producer,
+      batches: ReadonlyArray<ReadonlyArray<ProducerRecord>>,
+      onStart: (index: number) => void = () => {},
+      onEnd: (index: number) => void = () => {}
+    ) =>
+      Effect.forEach(
+        batches,
+        (records, index) =>
+          Effect.suspend(() => {
+            onStart(index)
+            return Effect.exit(producer.send(records)).pipe(Effect.ensuring(Effect.sync(() => onEnd(index))))
+          }),
+        { concurrency: "unbounded" }
+      )
+
+    it.live(
+      "several sends in flight: each partition holds the sends in the order they were called; receipts exact",
+      () =>
+        withBroker(
+          Effect.gen(function* () {
+            const broker = yield* ContractBroker
+            const producer = yield* Producer
+            const name = uniqueTopic("contract-inflight")
+            yield* broker.createTopic(name, { partitions: 2 })
+            yield* broker.overlapSends
+            let running = 0
+            let overlapped = 0
+            const batches = Array.from({ length: 12 }, (_, s) =>
+              Array.from({ length: 4 }, (_, r) => ({
+                topic: name,
+                key: Buffer.from(`k${(s + r) % 3}`),
+                value: Buffer.from(`${s}/${r}`),
+                headers: {}
+              }))
+            )
+            const exits = yield* sendAll(
+              producer,
+              batches,
+              () => {
+                if (running++ > 0) overlapped++
+              },
+              () => {
+                running--
+              }
+            )
+            assert.isAbove(overlapped, 0, "some sends were called while others were in flight")
+            const read = yield* broker.readBack(name)
+            assert.strictEqual(read.length, 48)
+            const byPosition = new Map(read.map((r) => [`${r.partition}/${r.offset}`, text(r.value)]))
+            exits.forEach((exit, s) => {
+              assert.isTrue(Exit.isSuccess(exit), `send ${s} succeeded`)
+              if (!Exit.isSuccess(exit)) return
+              exit.value.forEach((m, r) => {
+                assert.strictEqual(m.partition, expectedPartition(`k${(s + r) % 3}`, 2))
+                assert.strictEqual(byPosition.get(`${m.partition}/${m.offset}`), `${s}/${r}`, `send ${s} record ${r}`)
+              })
+            })
+            for (const partition of [0, 1]) {
+              const order = read
+                .filter((r) => r.partition === partition)
+                .map((r) => text(r.value)!.split("/").map(Number) as [number, number])
+              const sorted = [...order].sort((x, y) => x[0] - y[0] || x[1] - y[1])
+              assert.deepStrictEqual(order, sorted, `partition ${partition} in call order`)
+            }
+          })
+        )
+    )
+
+    it.live(
+      "the ordered-failure property: sends called while a refused send was in flight are not written on its partition",
+      () =>
+        withBroker(
+          Effect.gen(function* () {
+            const broker = yield* ContractBroker
+            const producer = yield* Producer
+            const name = uniqueTopic("contract-ordered-failure")
+            // the first send's batch is refused (too large): certainly not written, and the broker would take the next
+            yield* broker.createTopic(name, { partitions: 2, maxMessageBytes: 1024 })
+            yield* broker.overlapSends
+            const on = (partition: number, value: string) => ({
+              topic: name,
+              key: null,
+              value: Buffer.from(value),
+              headers: {},
+              partition
+            })
+            const batches = [
+              [on(0, `big-${"x".repeat(4096)}`)],
+              [on(0, "b0"), on(1, "b1")],
+              [on(0, "c0")],
+              [on(1, "d1")]
+            ]
+            let firstReturned = false
+            const calledBeforeFirstReturned: Array<boolean> = []
+            const exits = yield* sendAll(
+              producer,
+              batches,
+              (index) => {
+                calledBeforeFirstReturned[index] = !firstReturned
+              },
+              (index) => {
+                if (index === 0) firstReturned = true
+              }
+            )
+            assert.isTrue(
+              calledBeforeFirstReturned.every(Boolean),
+              "every send was called before the refused one returned"
+            )
+            const first = failureOf(exits[0]!) as PublishError
+            assert.strictEqual(first._tag, "Fatal")
+            assert.strictEqual(first.reason, "RecordTooLarge")
+            const read = yield* broker.readBack(name)
+            const values = read.map((r) => text(r.value))
+            for (const v of ["b0", "c0"]) assert.notInclude(values, v, `${v}: not written ahead of the refused send`)
+            batches.slice(1).forEach((records, i) => {
+              const exit = exits[i + 1]!
+              if (Exit.isSuccess(exit)) {
+                assert.isFalse(
+                  records.some((r) => r.partition === 0),
+                  `send ${i + 1} on the refused partition succeeded`
+                )
+                return
+              }
+              const error = failureOf(exit) as PublishError
+              assertOutcomesAgree(error, records, read)
+              records.forEach((record, r) => {
+                if (record.partition !== 0) return
+                // the refused partition's records fail certainly not written: resent after the first, they keep order
+                const outcome = error.outcomes?.[r]
+                if (outcome !== undefined) assert.strictEqual(outcome, "notWritten", `send ${i + 1} record ${r}`)
+                else assert.isFalse(error._tag === "Retriable" && error.ambiguous, `send ${i + 1}: not ambiguous`)
+              })
+              assert.strictEqual(error._tag, "Retriable", `send ${i + 1} may be sent again`)
+            })
+            // once the sends returned, the partition takes new records
+            const [after] = yield* producer.send([on(0, "after")])
+            assert.strictEqual(after!.partition, 0)
+            assert.include(
+              (yield* broker.readBack(name)).map((r) => text(r.value)),
+              "after"
+            )
+          })
+        )
     )
   })

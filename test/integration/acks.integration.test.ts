@@ -36,7 +36,11 @@ describeWithKafka("acks on a real broker", () => {
               headers: {},
               partition: i % 2
             }))
-            const receipts = yield* Producer.use((producer) => producer.send(records)).pipe(
+            // three sends at once, two records each: requests in flight together (none answer with acks=none)
+            const receipts = yield* Producer.use((producer) =>
+              Effect.forEach([0, 2, 4], (i) => producer.send(records.slice(i, i + 2)), { concurrency: "unbounded" })
+            ).pipe(
+              Effect.map((parts) => parts.flat()),
               Effect.provide(layerConfig({ brokers })),
               Effect.provide(
                 ConfigProvider.layer(ConfigProvider.fromUnknown({ KAFKA_ACKS: acks, KAFKA_IDEMPOTENT: "false" }))

@@ -6,6 +6,7 @@ import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
+import { assertSendInvariants, runPipelined, sendSummary } from "./pipelinedSends.ts"
 import { createTopic, type DriverLayer } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
@@ -18,6 +19,42 @@ describeWithKafka("broker crash (kill -9) and restart", () => {
     ["kafkajs", KafkaJsProducer.layer],
     ["@platformatic/kafka", PlatformaticProducer.layer]
   ]
+
+  describe.each(drivers)("sends with several in flight (pipelinedSends.ts), %s driver", (driverName, driver) => {
+    it.live(
+      "kill -9 mid-stream and restart: nothing lost, nothing twice, order per key kept, nothing ahead of a failure",
+      () =>
+        Effect.gen(function* () {
+          const name = `crash-sends-${Date.now()}`
+          yield* createTopic(cluster().brokers, name, { partitions: 3 })
+          let killedAt = 0
+          const [audit] = yield* Effect.all(
+            [
+              runPipelined(driver({ brokers: cluster().brokers, clientId: "crash-sends" }), cluster().brokers, name, {
+                sends: 400
+              }),
+              Effect.sleep("500 millis").pipe(
+                Effect.andThen(
+                  Effect.promise(() => {
+                    killedAt = Date.now()
+                    return cluster().kill(1)
+                  })
+                ),
+                Effect.andThen(Effect.sleep("1 second")),
+                Effect.andThen(Effect.promise(() => cluster().restart(1)))
+              )
+            ],
+            { concurrency: 2 }
+          )
+          console.log(sendSummary(`kill -9 + restart, ${driverName} sends`, audit))
+          assertSendInvariants(`${driverName} sends`, audit)
+          // the kill hit sends in flight (whether they then failed or the driver's retries outlasted the restart)
+          assert.isTrue(audit.inFlightAt(killedAt), "a send was in flight when the broker was killed")
+          assert.isAbove(audit.written, 0, "records were written")
+        }),
+      { timeout: 240_000 }
+    )
+  })
 
   describe.each(drivers)("2,000 publishes, 50 at a time, %s driver", (driverName, driver) => {
     it.live(

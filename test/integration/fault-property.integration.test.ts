@@ -1,7 +1,7 @@
 // Issue 12 item 4: property-based fault sequences on a real broker. fast-check picks a load (driver, Batcher,
 // fibers, rate) and 1-3 faults (toxics on the client link, SIGSTOP, kill -9 + restart); every run must keep the
 // network-fault invariants: 0 lost, 0 unmarked duplicates, 0 silently written, no publish past its bound, no
-// defect. The seed is printed; FAULT_SEED (and FAULT_PATH, printed with a failure) replay it. CI runs 3 cases;
+// defect; and the same driver's pipelined sends beside them theirs: order per key, nothing twice or ahead of a failure. The seed is printed; FAULT_SEED (and FAULT_PATH, printed with a failure) replay it. CI runs 3 cases;
 // `npm run soak:faults` runs many (FAULT_MINUTES, FAULT_RUNS). Shrinking is off: a failing case is reported as is.
 import { assert, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -19,6 +19,7 @@ import {
 } from "./faultProperty.ts"
 import { assertFaultInvariants, describeWithToxiproxy } from "./networkFaults.ts"
 import { ownCluster, quickRestart } from "./ownCluster.ts"
+import { assertSendInvariants, sendSummary } from "./pipelinedSends.ts"
 import { summary } from "./reliabilityCounts.ts"
 
 const settings = faultRunSettings(3)
@@ -46,8 +47,10 @@ describeWithToxiproxy("fault sequences (property-based, toxiproxy + one broker)"
         console.log(
           `${summary(`run ${run} [${steps}] ${describeLoad(c.load)}, Kafka ${kafkaVersion()}`, result.counts)}, defects ${result.defects}, longest publish ${result.longestMs} ms, run ${(result.elapsedMs / 1000).toFixed(1)} s (faults planned ${(plannedMs(c.steps) / 1000).toFixed(1)} s)`
         )
+        console.log(sendSummary(`run ${run} [${steps}] ${c.load.driver} sends`, result.sends))
         tally.add(c, result)
         assertFaultInvariants(`run ${run}`, result.counts, result.longestMs)
+        assertSendInvariants(`run ${run}, ${c.load.driver} sends`, result.sends)
         assert.strictEqual(result.defects, 0, `run ${run}: publishes ended in a defect`)
       })
       try {

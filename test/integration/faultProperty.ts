@@ -1,9 +1,10 @@
 /**
  * Property-based fault runs against a real single-node cluster whose client listener is behind toxiproxy
  * (issue 12 item 4): fast-check picks a load and a sequence of 1-3 faults (toxics, a SIGSTOP, a kill -9 and
- * restart); `runFaultCase` publishes while the faults happen one after the other, heals everything, waits for the
- * publishes to end, reads both topics back (reliabilityCounts.ts) and returns the counts the invariants of
- * networkFaults.ts are checked on. `faultRunSettings` reads the seed, the number of runs and the time limit from
+ * restart); `runFaultCase` publishes while the faults happen one after the other (and sends through the same
+ * driver with several sends in flight, pipelinedSends.ts), heals everything, waits for the publishes to end, reads
+ * the topics back (reliabilityCounts.ts) and returns the counts the invariants of networkFaults.ts and
+ * pipelinedSends.ts are checked on. `faultRunSettings` reads the seed, the number of runs and the time limit from
  * the environment, so a failing sequence can be replayed.
  */
 import { Effect, Exit, References, Schema } from "effect"
@@ -11,7 +12,8 @@ import { Publisher, Topic } from "effect-kafka-publisher"
 import fc from "fast-check"
 import type { KafkaCluster } from "../../testbed/KafkaCluster.ts"
 import type { Direction, ToxicProxy } from "../../testbed/toxiproxy.ts"
-import { faultPublisherLayer, label, pacedPublishes, type Variant } from "./networkFaults.ts"
+import { faultDriverLayer, faultPublisherLayer, label, pacedPublishes, type Variant } from "./networkFaults.ts"
+import { runPipelined, type SendAudit } from "./pipelinedSends.ts"
 import { createTopic } from "./realHarness.ts"
 import { type Counts, count } from "./reliabilityCounts.ts"
 
@@ -193,6 +195,8 @@ class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schem
 export interface FaultRunResult {
   readonly topic: string
   readonly counts: Counts
+  /** The same driver's sends with several in flight, beside the publishes (pipelinedSends.ts). */
+  readonly sends: SendAudit
   readonly longestMs: number
   /** Publishes that ended in a defect or an interruption instead of a receipt or a typed error. */
   readonly defects: number
@@ -212,20 +216,29 @@ export const runFaultCase = (cluster: KafkaCluster, c: FaultCase, name: string) 
     const total = Math.ceil((c.load.rate * (plannedMs(c.steps) + gapMs)) / 1000)
     const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${id % 11}` }))
     const pace = { fibers: c.load.fibers, pauseMs: Math.round((c.load.fibers * 1000) / c.load.rate) }
-    const [{ outcomes, longestMs }] = yield* Effect.all(
+    // the same driver's sends, 8 at a time and about 200 a second, on a topic of their own
+    yield* createTopic(cluster.brokers, `${name}-sends`, { partitions: 3 })
+    const sendsLoad = runPipelined(
+      faultDriverLayer(c.load.driver, cluster.proxyBrokers!, `${name}-sends-client`),
+      cluster.brokers,
+      `${name}-sends`,
+      { sends: Math.ceil((200 * (plannedMs(c.steps) + gapMs)) / 1000) }
+    )
+    const [{ outcomes, longestMs }, , sends] = yield* Effect.all(
       [
         Effect.gen(function* () {
           return yield* pacedPublishes(yield* Publisher.Publisher, topic, events, pace)
         }).pipe(Effect.provide(faultPublisherLayer(c.load, cluster.proxyBrokers!, `${name}-client`))),
-        applySteps(cluster, c.steps)
+        applySteps(cluster, c.steps),
+        sendsLoad
       ],
-      { concurrency: 2 }
+      { concurrency: 3 }
     )
     const counts = yield* count(cluster.brokers, name, `${name}.dlt`, outcomes)
     const defects = outcomes.filter(
       (exit) => Exit.isFailure(exit) && !exit.cause.reasons.some((r) => r._tag === "Fail")
     ).length
-    return { topic: name, counts, longestMs, defects, elapsedMs: Date.now() - started } satisfies FaultRunResult
+    return { topic: name, counts, sends, longestMs, defects, elapsedMs: Date.now() - started } satisfies FaultRunResult
   }).pipe(
     // thousands of retry warnings per run: the counts line is what matters
     Effect.provideService(References.MinimumLogLevel, "None")

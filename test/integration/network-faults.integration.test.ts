@@ -13,11 +13,13 @@ import { kafkaVersion } from "./broker.ts"
 import {
   assertFaultInvariants,
   describeWithToxiproxy,
+  faultDriverLayer,
   faultPublisherLayer,
   label,
   pacedPublishes,
   type Variant
 } from "./networkFaults.ts"
+import { assertSendInvariants, runPipelined, sendSummary } from "./pipelinedSends.ts"
 import { createTopic } from "./realHarness.ts"
 import { type Counts, count, summary } from "./reliabilityCounts.ts"
 
@@ -59,7 +61,24 @@ describeWithToxiproxy("network faults (toxiproxy, one broker)", "client <-> brok
       return yield* pacedPublishes(yield* Publisher.Publisher, topic, events)
     }).pipe(Effect.provide(faultPublisherLayer(v, cluster.proxyBrokers!, `${name}-client`)))
 
-  /** Runs the variants at once while `fault` runs beside them; prints and returns each variant's counts. */
+  /** Both drivers' sends, several in flight (pipelinedSends.ts), on a topic each: what the Producer contract keeps. */
+  const pipelined = (fault: string, stamp: number) =>
+    Effect.forEach(
+      ["kafkajs", "platformatic"] as const,
+      (driver) =>
+        Effect.gen(function* () {
+          const name = `net-${fault}-sends-${driver}-${stamp}`.replace(/[^A-Za-z0-9.-]+/g, "-")
+          yield* createTopic(cluster.brokers, name, { partitions: 3 })
+          const layer = faultDriverLayer(driver, cluster.proxyBrokers!, `${name}-client`)
+          return { driver, audit: yield* runPipelined(layer, cluster.brokers, name) }
+        }),
+      { concurrency: "unbounded" }
+    )
+
+  /**
+   * Runs the variants at once while `fault` runs beside them, and both drivers' pipelined sends; prints and
+   * returns each variant's counts, after checking every invariant.
+   */
   const scenario = (fault: string, variants: ReadonlyArray<Variant>, total: number, inject: Effect.Effect<void>) =>
     Effect.gen(function* () {
       const stamp = Date.now()
@@ -67,13 +86,17 @@ describeWithToxiproxy("network faults (toxiproxy, one broker)", "client <-> brok
         v,
         name: `net-${fault}-${label(v)}-${stamp}`.replace(/[^A-Za-z0-9.-]+/g, "-")
       }))
-      const [results] = yield* Effect.all(
+      const [results, , sends] = yield* Effect.all(
         [
           Effect.forEach(named, ({ v, name }) => load(v, name, total), { concurrency: "unbounded" }),
-          Effect.sleep("300 millis").pipe(Effect.andThen(inject))
+          Effect.sleep("300 millis").pipe(Effect.andThen(inject)),
+          pipelined(fault, stamp)
         ],
-        { concurrency: 2 }
+        { concurrency: 3 }
       ).pipe(Effect.ensuring(Effect.promise(() => cluster.toxiproxy!.reset())))
+      for (const { driver, audit } of sends)
+        console.log(sendSummary(`${fault}, ${driver} sends, Kafka ${kafkaVersion()}`, audit))
+      for (const { driver, audit } of sends) assertSendInvariants(`${driver} sends`, audit)
       const rows: Array<{ variant: string; name: string; counts: Counts; longestMs: number }> = []
       for (const [i, { v, name }] of named.entries()) {
         const { outcomes, longestMs } = results[i]!

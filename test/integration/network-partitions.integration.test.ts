@@ -10,9 +10,10 @@ import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { type KafkaCluster, startCluster } from "../../testbed/KafkaCluster.ts"
 import { kafkaVersion } from "./broker.ts"
-import { describeWithToxiproxy, pacedPublishes } from "./networkFaults.ts"
+import { describeWithToxiproxy, faultDriverLayer, pacedPublishes } from "./networkFaults.ts"
 import { quickRestart } from "./ownCluster.ts"
 import { leaderOf } from "./partitionLeader.ts"
+import { assertSendInvariants, runPipelined, sendSummary } from "./pipelinedSends.ts"
 import { createTopic } from "./realHarness.ts"
 import { count, summary } from "./reliabilityCounts.ts"
 
@@ -54,13 +55,27 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
       const topic = Topic.make({ name, schema: Event, key: (e) => e.userId })
       const events = Array.from({ length: total }, (_, id) => new Event({ id, userId: `user-${id % 11}` }))
       const config = { brokers: cluster.proxyBrokers!, clientId: name, requestTimeout: "5 seconds" as const }
-      const { outcomes, longestMs } = yield* Effect.gen(function* () {
+      // beside the publishes, both drivers' sends with several in flight, on the same partition (pipelinedSends.ts)
+      const sends = Effect.forEach(
+        ["kafkajs", "platformatic"] as const,
+        (d) =>
+          runPipelined(faultDriverLayer(d, cluster.proxyBrokers!, `${name}-sends-${d}`), cluster.brokers, name, {
+            keyPrefix: `${d}-`,
+            sends: 150
+          }).pipe(Effect.map((audit) => ({ driver: d, audit }))),
+        { concurrency: "unbounded" }
+      )
+      const [{ outcomes, longestMs }, audits] = yield* Effect.gen(function* () {
         const publisher = yield* Publisher.Publisher
-        const [results] = yield* Effect.all(
-          [pacedPublishes(publisher, topic, events), Effect.sleep("300 millis").pipe(Effect.andThen(fault(name)))],
-          { concurrency: 2 }
+        const [results, , audits] = yield* Effect.all(
+          [
+            pacedPublishes(publisher, topic, events),
+            Effect.sleep("300 millis").pipe(Effect.andThen(fault(name))),
+            sends
+          ],
+          { concurrency: 3 }
         )
-        return results
+        return [results, audits] as const
       }).pipe(
         Effect.ensuring(
           Effect.promise(() => cluster.toxiproxy!.reset()).pipe(
@@ -83,10 +98,13 @@ describeWithToxiproxy("network partitions (toxiproxy, three nodes)", "three node
       console.log(
         `${summary(`3 nodes, ${label}, ${driver}, Kafka ${kafkaVersion()}`, counts)}, longest publish ${longestMs} ms`
       )
+      for (const { driver: d, audit } of audits)
+        console.log(sendSummary(`3 nodes, ${label}, ${d} sends, Kafka ${kafkaVersion()}`, audit))
       assert.strictEqual(counts.lost, 0)
       assert.strictEqual(counts.duplicates, 0)
       assert.strictEqual(counts.silentlyWritten, 0)
       assert.isAtMost(longestMs, boundMs)
+      for (const { driver: d, audit } of audits) assertSendInvariants(`${label}, ${d} sends`, audit)
       return counts
     })
 

@@ -49,11 +49,20 @@ export interface Variant {
 }
 export const label = (v: Variant) => `${v.driver}${v.batcher ? "+Batcher" : ""}`
 
-const driverLayer = (v: Variant, brokers: ReadonlyArray<string>, clientId: string) => {
+/** The driver alone behind the faults: the request timeout above, the default 5 requests in flight. */
+export const faultDriverLayer = (
+  driver: DriverName,
+  brokers: ReadonlyArray<string>,
+  clientId: string
+): Layer.Layer<Producer, PublishError> => {
   const config = { brokers, clientId, requestTimeout: `${requestTimeoutMs} millis` as const }
-  const base: Layer.Layer<Producer, PublishError> =
-    v.driver === "kafkajs" ? KafkaJsProducer.layer(config) : PlatformaticProducer.layer(config)
-  return v.batcher ? Batcher.layer({ linger: "5 millis" }).pipe(Layer.provide(base)) : base
+  return driver === "kafkajs" ? KafkaJsProducer.layer(config) : PlatformaticProducer.layer(config)
+}
+
+// the Batcher keeps 5 batches in flight: the driver pipelines them (@platformatic/kafka) or queues them (kafkajs)
+const driverLayer = (v: Variant, brokers: ReadonlyArray<string>, clientId: string) => {
+  const base = faultDriverLayer(v.driver, brokers, clientId)
+  return v.batcher ? Batcher.layer({ linger: "5 millis", maxInFlightBatches: 5 }).pipe(Layer.provide(base)) : base
 }
 
 /** The publisher behind the faults: the timeouts above, 5 attempts, the variant's driver to `brokers`. */

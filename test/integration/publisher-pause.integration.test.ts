@@ -9,6 +9,7 @@ import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { TopicReader } from "effect-kafka-publisher/testing"
 import { describeWithKafka } from "./broker.ts"
 import { ownCluster } from "./ownCluster.ts"
+import { assertSendInvariants, runPipelined, sendSummary } from "./pipelinedSends.ts"
 import { createTopic, type DriverLayer } from "./realHarness.ts"
 
 class Event extends Schema.Class<Event>("Event")({ id: Schema.Int, userId: Schema.String }) {}
@@ -87,6 +88,53 @@ describeWithKafka("publishing through a broker pause", () => {
     it.live("broker frozen for 15 s", () => publishThroughPause("15 seconds", 1000, PlatformaticProducer.layer), {
       timeout: 180_000
     })
+  })
+
+  // issue 13: sends with several in flight (pipelinedSends.ts) through the pause, both drivers at once: every record
+  // written (the pause is shorter than the request timeout), in order per key, none twice
+  describe("pipelined sends, both drivers", () => {
+    for (const pause of ["2 seconds", "15 seconds"] as const)
+      it.live(
+        `broker frozen for ${pause}: every record written once, in call order per key`,
+        () =>
+          Effect.gen(function* () {
+            const brokers = cluster().brokers
+            const drivers = [
+              ["kafkajs", KafkaJsProducer.layer],
+              ["platformatic", PlatformaticProducer.layer]
+            ] as const
+            const names = drivers.map(([d]) => `pause-sends-${d}-${Date.now()}`)
+            for (const name of names) yield* createTopic(brokers, name, { partitions: 3 })
+            let pausedAt = 0
+            const [audits] = yield* Effect.all(
+              [
+                Effect.forEach(
+                  drivers,
+                  ([, layer], i) => runPipelined(layer({ brokers, clientId: `pause-sends-${i}` }), brokers, names[i]!),
+                  { concurrency: "unbounded" }
+                ),
+                Effect.sleep("400 millis").pipe(
+                  Effect.andThen(
+                    Effect.sync(() => {
+                      pausedAt = Date.now()
+                      cluster().pause(1)
+                    })
+                  ),
+                  Effect.andThen(Effect.sleep(pause)),
+                  Effect.andThen(Effect.sync(() => cluster().resume(1)))
+                )
+              ],
+              { concurrency: 2 }
+            )
+            audits.forEach((audit, i) => {
+              console.log(sendSummary(`pause ${pause}, ${drivers[i]![0]} sends`, audit))
+              assertSendInvariants(`${drivers[i]![0]} sends`, audit)
+              assert.isTrue(audit.inFlightAt(pausedAt), "sends were in flight when the broker froze")
+              assert.strictEqual(audit.written, audit.records, "every record written")
+            })
+          }),
+        { timeout: 180_000 }
+      )
   })
 
   // issue 7: every publish resolves, records = delivered receipts, 0 duplicates, 0 lost

@@ -38,6 +38,8 @@ export const realHarness =
       driver({ brokers, autoCreateTopics }),
       Layer.succeed(ContractBroker, {
         createTopic: (name, options) => createTopic(brokers, name, options),
-        readBack: (topic) => TopicReader.readAll({ brokers, topic })
+        readBack: (topic) => TopicReader.readAll({ brokers, topic }),
+        // a round trip to the broker is long enough for the next sends to be called
+        overlapSends: Effect.void
       })
     )

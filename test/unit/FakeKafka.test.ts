@@ -697,6 +697,79 @@ describe("FakeKafka faults", () => {
     )
   )
 
+  it.effect(
+    "overlapping sends (latency + failNext): a later send is refused on the failed send's partitions only",
+    () =>
+      withFake(
+        Effect.gen(function* () {
+          const producer = yield* Producer
+          const fake = yield* FakeKafka.FakeKafka
+          yield* fake.setLatency("10 millis")
+          yield* fake.failNext(1, unavailable)
+          const a = yield* Effect.forkChild(Effect.flip(producer.send([rec("t", "a", "a", { partition: 0 })])))
+          const b = yield* Effect.forkChild(
+            Effect.flip(producer.send([rec("t", "b", "b0", { partition: 0 }), rec("t", "b", "b1", { partition: 1 })]))
+          )
+          const c = yield* Effect.forkChild(producer.send([rec("t", "c", "c1", { partition: 1 })]))
+          yield* TestClock.adjust(10)
+          assert.strictEqual(yield* Fiber.join(a), unavailable)
+          const refused = yield* Fiber.join(b)
+          assertReason(refused, "Retriable", "BrokerUnavailable", true) // partition 1 of it was written
+          assert.include(refused.message, "to keep the order")
+          assert.deepStrictEqual(
+            refused.outcomes?.map((o) => (typeof o === "string" ? o : o.offset)),
+            ["notWritten", "0"]
+          )
+          assert.deepStrictEqual(
+            (yield* Fiber.join(c)).map((m) => m.offset),
+            ["1"]
+          )
+          // a send after the failed one returned is written
+          yield* fake.setLatency(0)
+          const [later] = yield* send([rec("t", "d", "d", { partition: 0 })])
+          assert.strictEqual(later!.offset, "0")
+          assert.deepStrictEqual(
+            (yield* fake.records("t", { partition: 0 })).map((r) => text(r.value)),
+            ["d"]
+          )
+        })
+      )
+  )
+
+  it.effect("overlapping sends (pause): a batch refused as too large holds back the later sends of its partition", () =>
+    withFake(
+      Effect.gen(function* () {
+        const producer = yield* Producer
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.createTopic("small", { partitions: 1, maxMessageBytes: 200 })
+        yield* fake.pause
+        const big = yield* Effect.forkChild(Effect.flip(producer.send([rec("small", "k", "x".repeat(500))])))
+        const next = yield* Effect.forkChild(Effect.flip(producer.send([rec("small", "k", "next")])))
+        yield* Effect.yieldNow
+        yield* fake.resume
+        assertReason(yield* Fiber.join(big), "Fatal", "RecordTooLarge")
+        const refused = yield* Fiber.join(next)
+        assertReason(refused, "Retriable", "Unknown", false)
+        assert.isUndefined(refused.outcomes)
+        assert.strictEqual(yield* fake.recordCount, 0)
+        yield* send([rec("small", "k", "again")])
+        assert.strictEqual(yield* fake.recordCount, 1)
+      })
+    )
+  )
+
+  it.effect("sends that do not overlap a failure are not held back (no latency, no pause)", () =>
+    withFake(
+      Effect.gen(function* () {
+        const fake = yield* FakeKafka.FakeKafka
+        yield* fake.failNext(1, unavailable)
+        yield* sendFailure([rec("t", "a", "a", { partition: 0 })])
+        const [m] = yield* send([rec("t", "a", "b", { partition: 0 })])
+        assert.strictEqual(m!.offset, "0")
+      })
+    )
+  )
+
   it.effect("an empty send answers nothing at once, even when paused, and counts as a send", () =>
     withFake(
       Effect.gen(function* () {

@@ -10,7 +10,8 @@ producerContract("FakeKafka", ({ autoCreateTopics }) =>
       const fake = yield* FakeKafka.FakeKafka
       return ContractBroker.of({
         createTopic: (name, options) => fake.createTopic(name, options),
-        readBack: (topic) => fake.records(topic)
+        readBack: (topic) => fake.records(topic),
+        overlapSends: fake.setLatency("20 millis")
       })
     })
   ).pipe(Layer.provideMerge(FakeKafka.layer({ autoCreateTopics })))

@@ -60,4 +60,64 @@ describe("sendQueue", () => {
       assert.isFalse(started)
     })
   )
+
+  describe("keepOrder", () => {
+    const signal = () => new AbortController().signal
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error })
+      )
+
+    it("the sends queued behind a failed one are not started: NotSentAfterFailure, carrying the failure", async () => {
+      const queue = SendQueue.make(true, { keepOrder: true })
+      let fail: (error: Error) => void = () => {}
+      const a = queue.turn()
+      const b = queue.turn()
+      const c = queue.turn()
+      const started: Array<string> = []
+      const first = outcome(a.run(() => new Promise((_, reject) => (fail = reject)), signal()))
+      const second = outcome(b.run(async () => started.push("b"), signal()))
+      const third = outcome(c.run(async () => started.push("c"), signal()))
+      await new Promise((resolve) => setTimeout(resolve, 0))
+      const broken = new Error("broker gone")
+      fail(broken)
+      assert.strictEqual(((await first) as { error: unknown }).error, broken)
+      a.done()
+      const refusedB = ((await second) as { error: unknown }).error
+      assert.instanceOf(refusedB, SendQueue.NotSentAfterFailure)
+      assert.strictEqual((refusedB as SendQueue.NotSentAfterFailure).earlier, broken)
+      b.done()
+      // c was queued before b's caller was done too: refused behind b
+      assert.instanceOf(((await third) as { error: unknown }).error, SendQueue.NotSentAfterFailure)
+      c.done()
+      assert.deepStrictEqual(started, [])
+      // a send taken after the callers were done runs
+      const d = queue.turn()
+      assert.deepStrictEqual(await outcome(d.run(async () => "sent", signal())), { value: "sent" })
+    })
+
+    it("a send taken in line after the failure, before the failed send's caller was done, is refused too", async () => {
+      const queue = SendQueue.make(true, { keepOrder: true })
+      const a = queue.turn()
+      const failedA = await outcome(a.run(() => Promise.reject(new Error("refused")), signal()))
+      assert.property(failedA, "error")
+      const b = queue.turn() // the failure happened, a's caller is not done with it yet
+      a.done()
+      const refused = await outcome(b.run(async () => "b", signal()))
+      assert.instanceOf((refused as { error: unknown }).error, SendQueue.NotSentAfterFailure)
+      b.done()
+      // taken once every failed send's caller was done: it runs
+      const c = queue.turn()
+      assert.deepStrictEqual(await outcome(c.run(async () => "c", signal())), { value: "c" })
+    })
+
+    it("without keepOrder a failure holds nothing back (the transactional queue)", async () => {
+      const queue = SendQueue.make(true)
+      const first = outcome(queue.run(() => Promise.reject(new Error("refused")), signal()))
+      const second = outcome(queue.run(async () => "ran", signal()))
+      assert.property(await first, "error")
+      assert.deepStrictEqual(await second, { value: "ran" })
+    })
+  })
 })
