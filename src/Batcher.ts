@@ -22,9 +22,10 @@
  * - `batchBytes` bounds the encoded size: each record counts as `recordSize` plus the most Kafka's record
  *   format v2 adds to it (`estimatedSize`), and each batch as 61 bytes of batch header more. So the default,
  *   1 MiB, keeps every record batch under the broker's default `max.message.bytes` (1048588).
- * - At most `maxInFlightBatches` batches are sent at a time (default 1: the idempotent kafkajs driver runs
- *   one request at a time anyway). Records arriving meanwhile join the next batch: that is where batching
- *   comes from under load, even with `linger` 0.
+ * - At most `maxInFlightBatches` batches are sent at a time (default 5, as the Java client; the driver
+ *   decides how many travel at once). Records arriving meanwhile join the next batch: that is where batching
+ *   comes from under load, even with `linger` 0. A batch that fails fails the batches sent after it on its
+ *   partitions too (not written: the drivers' ordered-failure property), and their callers retry them.
  * - A failed batch answers each caller by what became of its own records, when the driver says so per
  *   record (`PublishError.outcomes`, for a send that spans partitions): a caller whose records were all
  *   written gets its receipts; one with a record whose fate is unknown gets the error marked
@@ -87,7 +88,11 @@ export interface Options {
   readonly batchBytes?: number | undefined
   /** Most records waiting in batches; a `send` beyond it waits for room (Java: `buffer.memory`). Default 10,000. */
   readonly maxQueued?: number | undefined
-  /** Batches sent at the same time (Java: `max.in.flight.requests.per.connection`). Default 1. */
+  /**
+   * Batches sent at the same time (Java: `max.in.flight.requests.per.connection`). Default 5: the driver
+   * decides how many really travel at once (@platformatic/kafka up to its `maxInFlightRequests` per broker;
+   * the idempotent kafkajs driver one at a time, the others queued in line behind it).
+   */
   readonly maxInFlightBatches?: number | undefined
   /** How long closing waits for queued and in-flight records to be answered. Default 30 s. */
   readonly shutdownTimeout?: Duration.Input | undefined
@@ -103,8 +108,8 @@ export const defaults = {
   batchBytes: 1_048_576,
   /** 10,000 records. */
   maxQueued: 10_000,
-  /** 1 batch at a time (the idempotent kafkajs driver runs one request at a time anyway). */
-  maxInFlightBatches: 1,
+  /** 5 batches at a time, as the Java client's `max.in.flight.requests.per.connection`. */
+  maxInFlightBatches: 5,
   /** 30 s. */
   shutdownTimeout: Duration.seconds(30)
 } as const

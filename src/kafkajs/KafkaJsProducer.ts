@@ -553,7 +553,11 @@ export const make = (config: KafkaJsConfig): Effect.Effect<Producer, PublishErro
     const settings = yield* settingsOf(config)
     const maxInFlight = yield* ProducerConfig.maxInFlightOf(config)
     const partitioner = stickyPartitioner()
-    const sessions = yield* makeSessions(new kafkajs.Kafka(kafkaOptions(config)), settings, partitioner, maxInFlight)
+    const kafka = new kafkajs.Kafka(kafkaOptions(config))
+    // kafkajs would resend records whose first Produce is still in flight when another broker's fails, under new
+    // sequence numbers: written twice (see produceRetries.ts); the session's watch below catches what is left
+    if (settings.idempotent) guardProduceRetries(kafka)
+    const sessions = yield* makeSessions(kafka, settings, partitioner, maxInFlight)
     yield* Effect.addFinalizer(() => sessions.close)
 
     const send = (records: ReadonlyArray<ProducerRecord>): Effect.Effect<ReadonlyArray<RecordMetadata>, PublishError> =>

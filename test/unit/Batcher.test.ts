@@ -60,8 +60,9 @@ const makeRecording = () => {
 }
 type Recording = ReturnType<typeof makeRecording>
 
+/** A Batcher over the recording producer; one batch in flight unless the options say otherwise (most tests watch one). */
 const batcherOver = (recording: Recording, options: Batcher.Options = {}) =>
-  Batcher.make(options).pipe(Effect.provideService(Producer, recording.producer))
+  Batcher.make({ maxInFlightBatches: 1, ...options }).pipe(Effect.provideService(Producer, recording.producer))
 
 /** Starts a send in its own fiber; it enqueues before this returns. */
 const start = (batcher: Producer, values: ReadonlyArray<string>) =>
@@ -305,30 +306,48 @@ describe("Batcher", () => {
     })
   )
 
-  it.effect("one batch in flight at a time by default; records arriving meanwhile form the next batch", () =>
+  it.effect("5 batches in flight by default, as the Java client; the next waits for a slot", () =>
     Effect.gen(function* () {
       const recording = makeRecording()
-      const batcher = yield* batcherOver(recording, { linger: 0 })
+      const batcher = yield* Batcher.make({ linger: 0, batchSize: 1 }).pipe(
+        Effect.provideService(Producer, recording.producer)
+      )
       recording.hold()
-      yield* start(batcher, ["a"])
+      for (const value of ["a", "b", "c", "d", "e", "f", "g"]) yield* start(batcher, [value])
       yield* settle
-      const b = yield* start(batcher, ["b"])
-      yield* start(batcher, ["c"])
-      yield* settle
-      assert.deepStrictEqual(recording.sent(), [["a"]])
-      assert.deepStrictEqual(yield* batcher.stats, {
-        waiting: 0,
-        queued: 2,
-        inFlight: 1,
-        batchesSent: 0,
-        batchesFailed: 0,
-        recordsSent: 0
-      })
+      assert.deepStrictEqual(recording.sent(), [["a"], ["b"], ["c"], ["d"], ["e"]])
       recording.release()
       yield* settle
-      assert.deepStrictEqual(recording.sent(), [["a"], ["b", "c"]])
-      assert.deepStrictEqual(offsets(yield* Fiber.join(b)), ["b"])
+      assert.deepStrictEqual(recording.sent(), [["a"], ["b"], ["c"], ["d"], ["e"], ["f"], ["g"]])
     })
+  )
+
+  it.effect(
+    "with maxInFlightBatches 1, one batch in flight at a time; records arriving meanwhile form the next batch",
+    () =>
+      Effect.gen(function* () {
+        const recording = makeRecording()
+        const batcher = yield* batcherOver(recording, { linger: 0 })
+        recording.hold()
+        yield* start(batcher, ["a"])
+        yield* settle
+        const b = yield* start(batcher, ["b"])
+        yield* start(batcher, ["c"])
+        yield* settle
+        assert.deepStrictEqual(recording.sent(), [["a"]])
+        assert.deepStrictEqual(yield* batcher.stats, {
+          waiting: 0,
+          queued: 2,
+          inFlight: 1,
+          batchesSent: 0,
+          batchesFailed: 0,
+          recordsSent: 0
+        })
+        recording.release()
+        yield* settle
+        assert.deepStrictEqual(recording.sent(), [["a"], ["b", "c"]])
+        assert.deepStrictEqual(offsets(yield* Fiber.join(b)), ["b"])
+      })
   )
 
   it.effect("maxInFlightBatches > 1 lets batches overlap", () =>

@@ -350,6 +350,33 @@ describe("publishAll in bulk (issue 13.1)", () => {
       }).pipe(noJitter)
   )
 
+  it.effect(
+    "requests out at once: the first fails, the later ones are refused on its partitions, every record lands in order per key",
+    () =>
+      Effect.gen(function* () {
+        const { scope, publisher, fake } = yield* scoped({ batchSize: 2 })
+        yield* fake.setLatency("10 millis") // the three requests overlap
+        yield* fake.failNext(1, unavailable) // the first request
+        const input = Array.from({ length: 6 }, (_, i) => event(i + 1))
+        const fiber = yield* Effect.forkChild(publisher.publishAll(events, input), { startImmediately: true })
+        yield* TestClock.adjust(Duration.seconds(10))
+        const receipts = yield* Fiber.join(fiber)
+        assert.strictEqual(receipts[0]!.attempts, 2)
+        assert.strictEqual(receipts[1]!.attempts, 2)
+        const written = (yield* fake.records("events")).map((r) => [decoder.decode(r.key!), idOf(r.value)] as const)
+        assert.strictEqual(written.length, 6)
+        for (const key of ["k0", "k1", "k2"]) {
+          const ids = written.filter(([k]) => k === key).map(([, id]) => id)
+          assert.deepStrictEqual(
+            ids,
+            [...ids].sort((a, b) => a - b),
+            `order of ${key}`
+          )
+        }
+        yield* Scope.close(scope, Exit.void)
+      }).pipe(noJitter)
+  )
+
   it.effect("an interrupted caller does not abandon the accepted call: every record is written", () =>
     Effect.gen(function* () {
       const { scope, publisher, fake } = yield* scoped({ batchSize: 10 })

@@ -390,7 +390,10 @@ describe("Publisher", () => {
     () =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const context = yield* Layer.buildWithScope(batchedLayer({ maxQueued: 1 }, { deadLetter: false }), scope)
+        const context = yield* Layer.buildWithScope(
+          batchedLayer({ maxQueued: 1, maxInFlightBatches: 1 }, { deadLetter: false }),
+          scope
+        )
         const publisher = Context.get(context, Publisher.Publisher)
         const fake = Context.get(context, FakeKafka.FakeKafka)
         yield* fake.pause
