@@ -22,6 +22,7 @@ import { execFile } from "node:child_process"
 import fs from "node:fs"
 import os from "node:os"
 import { promisify } from "node:util"
+import { Batcher } from "effect-kafka-publisher"
 import { type KafkaCluster, kafkaVersionFromEnv, startCluster } from "../testbed/KafkaCluster.ts"
 import { createTopics } from "../testbed/topics.ts"
 import { toxiproxyProblem } from "../testbed/toxiproxy.ts"
@@ -111,7 +112,7 @@ const loopback = (size: number): Array<Planned> => [
       plan(
         { id: `E${d}`, name: name(`publish per event + Batcher, ${fmt(callers)} callers`), size, against: ["J"] },
         events,
-        S.perEvent({ driver, batcher: { maxInFlightBatches: 1 } }, callers)
+        S.perEvent({ driver, batcher: { maxInFlightBatches: Batcher.defaults.maxInFlightBatches } }, callers)
       ),
       plan(
         { id: `A${d}`, name: name(`publishAll, chunks of ${fmt(chunk)}`), size, against: [`D${d}`, "J"] },
