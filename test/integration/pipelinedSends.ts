@@ -110,8 +110,12 @@ export interface SendAudit {
   readonly writtenAheadOfFailure: number
   /** The first few violations, each with the sends involved and what they answered: to find out why. */
   readonly notes: ReadonlyArray<string>
-  /** Whether a send was in flight at this wall-clock time (for a fault's time: it hit the load). */
-  readonly inFlightAt: (ms: number) => boolean
+  /**
+   * Whether a send was in flight during this wall-clock window (a fault's, from its start to its end): the
+   * fault hit the load. The sends are paced, so at the fault's very start none may be in flight; the next
+   * ones meet it.
+   */
+  readonly hitBetween: (fromMs: number, toMs: number) => boolean
 }
 
 /** An error in one line: tag, reason, ambiguity, message, and the names down its cause chain. */
@@ -252,7 +256,7 @@ export const auditSends = (brokers: ReadonlyArray<string>, topic: string, batche
       outOfOrder,
       writtenAheadOfFailure,
       notes,
-      inFlightAt: (ms) => batches.some((b) => b.startedMs <= ms && ms <= b.endedMs)
+      hitBetween: (fromMs, toMs) => batches.some((b) => b.startedMs <= toMs && b.endedMs >= fromMs)
     } satisfies SendAudit
   })
 
