@@ -398,6 +398,38 @@ describe("publishAll in bulk (issue 13.1)", () => {
     })
   )
 
+  it.effect("the delivery timeout ends requests the broker never answers: each record DeliveryTimeout, ambiguous", () =>
+    Effect.gen(function* () {
+      // no Batcher: each request runs in a fiber of its own, interrupted at the deadline (what the outbox
+      // relay's broker outage met: the interruption was taken for the request's answer, a defect)
+      const { scope, publisher, fake } = yield* scoped({
+        batchSize: 10,
+        deliveryTimeout: "5 seconds",
+        deadLetter: false
+      })
+      yield* fake.pause
+      const call = yield* Effect.forkChild(
+        publisher.publishAll(
+          events,
+          Array.from({ length: 25 }, (_, i) => event(i + 1))
+        ),
+        { startImmediately: true }
+      )
+      yield* TestClock.adjust("5 seconds")
+      const error = failureOf(yield* Fiber.await(call))
+      assert.strictEqual(error._tag, "PublishAllFailed")
+      if (error._tag !== "PublishAllFailed") return
+      assert.strictEqual(error.failures.length, 25)
+      for (const failure of error.failures) {
+        const { _tag, reason, ambiguous } = failure.error as { _tag: string; reason: string; ambiguous: boolean }
+        assert.deepStrictEqual([_tag, reason], ["Retriable", "DeliveryTimeout"])
+        assert.isTrue(ambiguous, "sent and never answered: it may be in the topic")
+      }
+      yield* fake.resume
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
   it.effect("shutdown drains an accepted call, then refuses new ones: every event PublisherClosed, nothing sent", () =>
     Effect.gen(function* () {
       const { scope, publisher, fake } = yield* scoped({ batchSize: 10 })

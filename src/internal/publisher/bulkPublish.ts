@@ -452,10 +452,11 @@ class Request implements Deadlines.Tracked, CallbackSend.Caller {
   onDeadline(): void {
     if (this.answer !== undefined) return
     const withdrawn = this.pending?.withdraw() ?? false
-    if (!withdrawn) this.pending?.abandon()
     this.expired = true
     const { topic } = this.items[0]!.record
     answered(this, Exit.fail(deliveryTimedOut(topic, this.run.deps.settings.deliveryTimeout, !withdrawn)))
+    // after the timeout is the answer: stopping a send that runs in a fiber answers it (interrupted) at once
+    if (!withdrawn) this.pending?.abandon()
   }
 }
 
