@@ -113,6 +113,8 @@ export interface Wire<M> {
   readonly produce: (request: WireRequest<M>) => Promise<ReadonlyMap<string, PartitionAnswer> | "sent">
   /** InitProducerId: a new producer session. */
   readonly newSession: () => Promise<Session>
+  /** A request that asks nothing (ApiVersions) to the broker: resolves once it answers. */
+  readonly probe: (broker: number) => Promise<void>
 }
 
 /** How the sender sends and retries. */
@@ -706,14 +708,54 @@ export const make = <M extends Placed>(wire: Wire<M>, options: Options): Pipelin
     const attempt = Math.max(1, ...failed.map((b) => b.attempts))
     timer = setTimeout(() => {
       timer = undefined
-      refreshed(failed).then(() => {
-        if (closed) return pump()
-        const resend = failed.sort(byTurn)
-        failed = []
-        route(resend, takeQueued([...queues.keys()]))
-        recovered()
-      })
+      refreshed(failed)
+        .then(() => unreachable(failed))
+        .then((silent) => {
+          if (closed) return pump()
+          if (silent.size > 0) return notReached(silent)
+          const resend = failed.sort(byTurn)
+          failed = []
+          route(resend, takeQueued([...queues.keys()]))
+          recovered()
+        })
     }, options.retryDelay(attempt))
+  }
+
+  /**
+   * The leaders of the failed batches that do not answer a probe, with why. A request that timed out may be
+   * waiting in a paused broker's socket; anything else written there now (a resend, which the broker would
+   * drop as a copy, but also every new batch behind it) is written once the broker reads on, whether or not
+   * its caller is still waiting by then. Java's client likewise sends nothing on a new connection before the
+   * broker answered ApiVersions.
+   */
+  const unreachable = (batches: ReadonlyArray<Batch<M>>): Promise<Map<number, unknown>> => {
+    const brokers = new Set<number>()
+    for (const b of batches) {
+      const broker = wire.leader(b.topic, b.partition)
+      if (broker !== undefined) brokers.add(broker)
+    }
+    const silent = new Map<number, unknown>()
+    return Promise.all(
+      [...brokers].map((broker) =>
+        wire.probe(broker).then(
+          () => undefined,
+          (error: unknown) => {
+            silent.set(broker, error)
+          }
+        )
+      )
+    ).then(() => silent)
+  }
+
+  /** Leaders did not answer: their batches count an attempt that never left; after a backoff, all look again. */
+  const notReached = (silent: ReadonlyMap<number, unknown>) => {
+    for (const b of failed) {
+      const broker = wire.leader(b.topic, b.partition)
+      const error = broker === undefined ? undefined : silent.get(broker)
+      if (error !== undefined) countFailure(b, error, false)
+    }
+    recoveryRunning = false
+    recover()
   }
 
   const recovered = () => {
@@ -932,6 +974,14 @@ const partialResponse = (error: unknown): ProduceResponse | undefined => {
   return Array.isArray(response?.responses) ? response : undefined
 }
 
+/** The ApiVersions API the client picked: `api(connection, clientSoftwareName, clientSoftwareVersion, cb)`. */
+type ApiVersionsApi = (
+  connection: Connection,
+  clientSoftwareName: string,
+  clientSoftwareVersion: string,
+  callback: (error: Error | null) => void
+) => void
+
 /** How requests are made: the produce request's acks, the broker's wait for replicas, compression, topic creation. */
 export interface WireSettings {
   readonly acks: number
@@ -999,6 +1049,18 @@ export const clientWire = <M extends Placed>(client: Client, settings: WireSetti
     newSession: () =>
       client
         .initIdempotentProducer({})
-        .then((info) => ({ producerId: info.producerId, producerEpoch: info.producerEpoch }))
+        .then((info) => ({ producerId: info.producerId, producerEpoch: info.producerEpoch })),
+    probe: (broker) =>
+      new Promise((resolve, reject) => {
+        const known = client.currentMetadata?.brokers.get(broker) as Broker
+        client[kGetConnection](known, (error, connection) => {
+          if (error !== null) return reject(error)
+          client[kGetApi]<never, never>("ApiVersions", (error, apiVersions) => {
+            if (error !== null || apiVersions === undefined) return reject(error)
+            const ask = apiVersions as unknown as ApiVersionsApi
+            ask(connection!, "effect-kafka-publisher", "0", (error) => (error === null ? resolve() : reject(error)))
+          })
+        })
+      })
   }
 }

@@ -5,7 +5,7 @@
  * as Kafka does, any number from a producer it keeps no state for on the partition). The errors are the
  * client's own classes, classified by the driver's vocabulary.
  */
-import { NetworkError, ProtocolError } from "@platformatic/kafka"
+import { NetworkError, ProtocolError, TimeoutError } from "@platformatic/kafka"
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest"
 import { partitionKey } from "../../../src/internal/receipts.ts"
 import * as PipelinedSender from "../../../src/platformatic/PipelinedSender.ts"
@@ -28,6 +28,7 @@ const msg = (partition: number, value: string): Msg => ({ topic: "t", partition,
 const refused = () =>
   new NetworkError("Connection to b:1 failed.", { cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }) })
 const closed = () => new NetworkError("Connection closed")
+const timedOut = () => new TimeoutError("Request timed out")
 
 /** A simulated cluster (see the module comment). */
 const cluster = (options: { brokers?: number } = {}) => {
@@ -41,6 +42,9 @@ const cluster = (options: { brokers?: number } = {}) => {
   let sessions = 0
   let refreshes = 0
   let sessionFailure: unknown
+  /** Brokers that do not answer (paused): a probe to one fails as a request timeout would. */
+  const silent = new Set<number>()
+  const probes: Array<number> = []
   for (let p = 0; p < 4; p++) {
     leaders.set(key(p), (p % (options.brokers ?? 1)) + 1)
     cached.set(key(p), (p % (options.brokers ?? 1)) + 1)
@@ -95,6 +99,10 @@ const cluster = (options: { brokers?: number } = {}) => {
       if (sessionFailure !== undefined) throw sessionFailure
       sessions++
       return { producerId: BigInt(100 + sessions), producerEpoch: 0 }
+    },
+    probe: async (broker) => {
+      probes.push(broker)
+      if (silent.has(broker)) throw timedOut()
     }
   }
 
@@ -110,6 +118,8 @@ const cluster = (options: { brokers?: number } = {}) => {
     cached,
     pending,
     requests,
+    silent,
+    probes,
     get sessions() {
       return sessions
     },
@@ -301,6 +311,44 @@ describe("PipelinedSender", () => {
       [5n, 6n]
     ])
     expect(c.values(0)).toEqual(["warm", "v0", "w0", "v1", "w1", "v2", "w2"])
+  })
+
+  it("a broker that stopped answering gets nothing (no resend, nothing new) until it answers a probe", async () => {
+    const c = cluster()
+    const s = sender(c, { retries: 5 })
+    await warm(c, s, [0])
+    const first = send(s, [msg(0, "a")])
+    await settle()
+    // paused: the request waits in the broker's socket, its answer times out
+    c.silent.add(1)
+    c.fail(0, timedOut(), true)
+    await settle()
+    const later = send(s, [msg(0, "b")])
+    for (let attempt = 1; attempt <= 3; attempt++) await vi.advanceTimersByTimeAsync(attempt * 100)
+    expect(c.probes).toEqual([1, 1, 1])
+    expect(c.pending).toEqual([]) // nothing written behind the request the broker has not read
+    c.silent.delete(1)
+    await vi.advanceTimersByTimeAsync(400)
+    // the resend (a copy: answered with the first offset), then the later send
+    while (c.pending.length > 0) c.answer()
+    const [a, b] = await Promise.all([first, later])
+    expect(a.fates).toEqual([1n])
+    expect(b.fates).toEqual([2n])
+    expect(c.values(0)).toEqual(["warm", "a", "b"])
+  })
+
+  it("a probe that never gets through spends the retries: unknown after a request that may have been written", async () => {
+    const c = cluster()
+    const s = sender(c, { retries: 2 })
+    await warm(c, s, [0])
+    const answer = send(s, [msg(0, "a")])
+    await settle()
+    c.silent.add(1)
+    c.fail(0, timedOut(), true)
+    await vi.advanceTimersByTimeAsync(100 + 200)
+    const { failures } = await answer
+    expect(failures[0]).toMatchObject({ outcome: "unknown" })
+    expect(c.requests.length).toBe(1) // never sent again
   })
 
   it("a leader change: NOT_LEADER, the metadata again, the batches go to the new leader in order", async () => {
