@@ -598,7 +598,9 @@ const entryError = (
 ): PublishError => {
   // without (usable) outcomes the error applies to every record alike
   if (own === undefined) return error.outcomes === undefined ? error : amend(error, { outcomes: undefined })
-  return amend(error, { outcomes: own, ...(fate === "notWritten" ? {} : { possiblyDelivered: true }) })
+  // its records certainly not written: not ambiguous, although other partitions of the request were written
+  if (fate === "notWritten") return amend(error, { outcomes: own, possiblyDelivered: undefined, ambiguous: false })
+  return amend(error, { outcomes: own, possiblyDelivered: true })
 }
 
 /** What became of one call's records: all written, none written, or some or all unknown (or mixed). */

@@ -150,9 +150,11 @@ export interface Amendment {
   readonly outcomes?: ReadonlyArray<RecordOutcome> | undefined
   /** The new `possiblyDelivered`; `undefined` removes it. */
   readonly possiblyDelivered?: boolean | undefined
+  /** The new `ambiguous` of a `Retriable` (a `Fatal` has none). */
+  readonly ambiguous?: boolean | undefined
 }
 
-/** The same failure with `outcomes` and/or `possiblyDelivered` replaced (a new instance). */
+/** The same failure with `outcomes`, `possiblyDelivered` and/or a Retriable's `ambiguous` replaced (a new instance). */
 export const amend = <E extends PublishError>(error: E, amendment: Amendment): E => {
   // the fields are own enumerable properties, but for `message` (an Error's own, non-enumerable)
   const { _tag, ...fields } = error as PublishError
@@ -163,6 +165,7 @@ export const amend = <E extends PublishError>(error: E, amendment: Amendment): E
       else amended[key] = amendment[key]
     }
   }
+  if (_tag === "Retriable" && amendment.ambiguous !== undefined) amended.ambiguous = amendment.ambiguous
   return (_tag === "Retriable" ? new Retriable(amended as never) : new Fatal(amended as never)) as E
 }
 

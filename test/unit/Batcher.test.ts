@@ -717,6 +717,36 @@ describe("Batcher: failures that are not every record's (issue 18.2)", () => {
     })
   )
 
+  // Regression (real broker, @platformatic/kafka): the records held back on a refused partition got the request's
+  // error, ambiguous because other partitions were written, and their retries were marked possibleDuplicate.
+  it.effect(
+    "an ambiguous request error answers a caller whose records were certainly not written as not ambiguous",
+    () =>
+      Effect.gen(function* () {
+        const recording = makeRecording()
+        const batcher = yield* batcherOver(recording)
+        recording.failNext(
+          new Retriable({
+            reason: "Unknown",
+            ambiguous: true, // another partition of the request was written
+            possiblyDelivered: true,
+            message: "not written, to keep the order",
+            outcomes: [written("a", 0), "notWritten", "unknown"]
+          })
+        )
+        const a = yield* start(batcher, ["a"])
+        const b = yield* start(batcher, ["b"])
+        const c = yield* start(batcher, ["c"])
+        yield* TestClock.adjust(5)
+        assert.deepStrictEqual(offsets(yield* Fiber.join(a)), ["a"])
+        const notWritten = failureOf(yield* Fiber.await(b))
+        assert.isFalse(notWritten._tag === "Retriable" && notWritten.ambiguous, "certainly not written")
+        assert.isUndefined(notWritten.possiblyDelivered)
+        const unknown = failureOf(yield* Fiber.await(c))
+        assert.isTrue(unknown.possiblyDelivered)
+      })
+  )
+
   it.effect("issue 18.2a: on FakeKafka, the small record's caller gets Delivered and its record is written once", () =>
     Effect.gen(function* () {
       const stack = Publisher.layer().pipe(

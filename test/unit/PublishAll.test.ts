@@ -3,7 +3,8 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Random, Result, Schema, 
 import { TestClock } from "effect/testing"
 import { Batcher, Publisher, RetryPolicy, Topic } from "effect-kafka-publisher"
 import { FakeKafka } from "effect-kafka-publisher/testing"
-import { Retriable } from "../../src/PublishError.ts"
+import { Producer, type ProducerRecord } from "../../src/Producer.ts"
+import { Fatal, Retriable } from "../../src/PublishError.ts"
 
 class Event extends Schema.Class<Event>("Event")({
   id: Schema.Int.check(Schema.isGreaterThan(0)),
@@ -217,6 +218,69 @@ describe("publishAll in bulk (issue 13.1)", () => {
       assert.strictEqual((yield* fake.records("small.dlt")).length, 1)
       yield* Scope.close(scope, Exit.void)
     })
+  )
+
+  // Regression (real broker, kafkajs driver): kafkajs fails a whole request when one partition's batch is too
+  // large, and cannot say which partitions it wrote; each record of the request was dead-lettered with the size
+  // error, the ones written on other partitions too (60 of 100 were in the topic).
+  it.effect(
+    "a request refused as too large, its outcomes unknown: each record again on its own, only the large one dead-lettered",
+    () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const fake = yield* FakeKafka.make({ topics: { events: { partitions: 3 } } })
+        const tooLarge = (outcomes?: ReadonlyArray<"unknown">) =>
+          new Fatal({
+            reason: "RecordTooLarge",
+            topic: "events",
+            message: "too large",
+            ...(outcomes ? { outcomes } : {})
+          })
+        // like kafkajs: the other partitions' batches are written, the request fails, every outcome unknown
+        const kafkaJsLike: Producer = {
+          ...fake.producer,
+          send: (records) => {
+            const isLarge = (r: ProducerRecord) => r.topic === "events" && r.value !== null && r.value.length > 1000
+            if (!records.some(isLarge)) return fake.producer.send(records)
+            if (records.length === 1) return Effect.fail(tooLarge())
+            return Effect.andThen(
+              fake.producer.send(records.filter((r) => !isLarge(r))),
+              Effect.fail(tooLarge(records.map(() => "unknown" as const)))
+            )
+          }
+        }
+        const context = yield* Layer.buildWithScope(
+          Publisher.layer({ batchSize: 10 }).pipe(Layer.provide(Layer.succeed(Producer, kafkaJsLike))),
+          scope
+        )
+        const publisher = Context.get(context, Publisher.Publisher)
+        const input = Array.from({ length: 30 }, (_, i) => new Event({ id: i + 1, key: `k${i % 3}` }))
+        const large = new Event({ id: 15, key: "k2".padEnd(1500, "-") })
+        const receipts = yield* publisher.publishAll(
+          events,
+          input.map((e) => (e.id === 15 ? large : e))
+        )
+        assert.deepStrictEqual(
+          receipts.flatMap((r, i) => (r._tag === "DeadLettered" ? [i] : [])),
+          [14]
+        )
+        const stored = (yield* fake.records("events")).map((r) => idOf(r.value))
+        // every other event is in the topic; those of the refused request written before are there twice, marked
+        assert.deepStrictEqual(
+          [...new Set(stored)].sort((a, b) => a - b),
+          input.map((e) => e.id).filter((id) => id !== 15)
+        )
+        const copies = stored.filter((id, i) => stored.indexOf(id) !== i)
+        assert.isAbove(copies.length, 0)
+        for (const id of copies) {
+          const receipt = receipts[id - 1]!
+          assert.isTrue(
+            receipt._tag === "Delivered" && receipt.possibleDuplicate,
+            `event ${id} written twice is marked`
+          )
+        }
+        yield* Scope.close(scope, Exit.void)
+      })
   )
 
   it.effect(

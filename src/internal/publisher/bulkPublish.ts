@@ -599,8 +599,10 @@ const absorb = (request: Request, retries: Array<Retry>) => {
 /**
  * A failed request's records: one the driver says was written keeps its place; every other one goes on as
  * after a failed first attempt (a `"notWritten"` one as certainly not written, an `"unknown"` one marked
- * possibly delivered), except that a record refused only because the request was too large goes again as a
- * fresh first attempt (a smaller request may pass: no retry spent, though the refused send counts).
+ * possibly delivered), except when the request was refused as too large: then each record goes again on its
+ * own as a fresh attempt (a smaller request may pass: no retry spent, though the refused send counts), an
+ * `"unknown"` one marked possibly delivered. The size error may be another partition's (kafkajs fails the
+ * whole request and cannot say which partitions it wrote): only a record refused on its own is too large.
  */
 const retriesOf = (items: ReadonlyArray<Item>, error: PublishError | CircuitOpen, retries: Array<Retry>) => {
   const outcomes = error._tag !== "CircuitOpen" && error.outcomes?.length === items.length ? error.outcomes : undefined
@@ -613,13 +615,25 @@ const retriesOf = (items: ReadonlyArray<Item>, error: PublishError | CircuitOpen
       item.attempted = Result.succeed(outcome)
       return
     }
-    let own = error
-    if (outcomes !== undefined && own._tag !== "CircuitOpen") {
-      own = amend(own, { outcomes: undefined, ...(outcome === "unknown" ? { possiblyDelivered: true } : {}) })
+    if (splittable) {
+      if (outcome === "unknown") item.tally.possiblyDelivered = true
+      retries.push({ item, first: undefined })
+      return
     }
-    retries.push({ item, first: splittable && outcome !== "unknown" ? undefined : own })
+    retries.push({ item, first: outcome === undefined ? error : recordError(error, outcome) })
   })
 }
+
+/**
+ * A request's error as one record's, by what became of that record: certainly not written (not ambiguous, not
+ * possibly delivered, though other partitions of the request were written), or unknown (possibly delivered).
+ */
+const recordError = (error: PublishError | CircuitOpen, outcome: "notWritten" | "unknown") =>
+  error._tag === "CircuitOpen"
+    ? error
+    : outcome === "unknown"
+      ? amend(error, { outcomes: undefined, possiblyDelivered: true })
+      : amend(error, { outcomes: undefined, possiblyDelivered: undefined, ambiguous: false })
 
 /** One record on its own, unless its key is blocked; a record that fails for good may block its key. */
 const retryOne = (run: Run, { item, first }: Retry): Effect.Effect<void> => {
