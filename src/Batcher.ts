@@ -35,8 +35,10 @@
  * - A batch refused as too large (`RecordTooLarge`, `RecordListTooLarge`: over the topic's
  *   `max.message.bytes`, which the Batcher does not know) is split, as the Java client splits it: the
  *   calls certainly not written are resent in two halves, and so on, until each part fits or a single
- *   call is refused on its own (its caller gets the error). Calls are never split, and the parts go in
- *   order, holding the batch's in-flight slot, so the order per partition is kept.
+ *   call is refused on its own (its caller gets the error). Calls whose fate is unknown go with them,
+ *   marked (a receipt `possibleDuplicate`, a failure `possiblyDelivered`): the size error may be another
+ *   partition's, and kafkajs cannot say which partitions it wrote. Calls are never split, and the parts go
+ *   in order, holding the batch's in-flight slot, so the order per partition is kept.
  * - Backpressure: at most `maxQueued` records wait in batches. A `send` that does not fit waits (it does
  *   not fail and nothing grows) until batches leave for the producer; waiting calls are admitted first come,
  *   first served. A call larger than `maxQueued` is admitted when the queue is empty.
@@ -76,7 +78,14 @@ import * as CallbackSend from "./internal/callbackSend.ts"
 import { millis, monotonicMillis } from "./internal/duration.ts"
 import { Fifo } from "./internal/fifo.ts"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "./Producer.ts"
-import { amend, Fatal, type PublishError, type RecordOutcome, Retriable } from "./PublishError.ts"
+import {
+  amend,
+  Fatal,
+  markPossiblyDelivered,
+  type PublishError,
+  type RecordOutcome,
+  Retriable
+} from "./PublishError.ts"
 
 /** How a batcher batches; every field has a default (`defaults`), after the Java client's names. */
 export interface Options {
@@ -230,6 +239,8 @@ interface Entry {
   answered: boolean
   /** The batch it joined, while that batch is not sent yet. */
   batch: Batch | undefined
+  /** Sent again after a request whose outcome for it was unknown: its answer says it may be written twice. */
+  possiblyWritten: boolean
 }
 
 interface Batch {
@@ -380,7 +391,7 @@ class State {
     if (entry.answered) return
     entry.answered = true
     this.inFlightRecords -= entry.records.length
-    entry.caller.onAnswer(exit)
+    entry.caller.onAnswer(entry.possiblyWritten ? markedAnswer(exit) : exit)
   }
 }
 
@@ -392,7 +403,7 @@ const closedError = (records: ReadonlyArray<ProducerRecord>) =>
 const entryOf = (records: ReadonlyArray<ProducerRecord>, caller: Entry["caller"]): Entry => {
   let bytes = 0
   for (let i = 0; i < records.length; i++) bytes += estimatedSize(records[i]!)
-  return { records, bytes, caller, answered: false, batch: undefined }
+  return { records, bytes, caller, answered: false, batch: undefined, possiblyWritten: false }
 }
 
 /** Accepts the call into a batch when there is room (true); otherwise it is not queued yet. */
@@ -534,7 +545,7 @@ const answer = (
   }
   const resend = answerFailure(state, entries, failure.error)
   if (resend.length === 0) return Effect.void
-  // Too large: the calls certainly not written go again, in two halves, one after the other (order).
+  // Too large: the calls not written (or maybe written, marked) go again, in two halves, one after the other (order).
   const half = Math.ceil(resend.length / 2)
   const parts = resend.length === 1 ? [resend] : [resend.slice(0, half), resend.slice(half)]
   return Effect.forEach(parts, (part) => sendEntries(state, underlying, part), { discard: true })
@@ -567,7 +578,7 @@ const answerReceipts = (state: State, entries: ReadonlyArray<Entry>, metadata: R
 
 /**
  * A failed request: answers each caller by its records' outcomes, and returns the calls to resend (those
- * certainly not written, when the request was refused as too large and a smaller one may pass).
+ * not written or of unknown fate, when the request was refused as too large and a smaller one may pass).
  */
 const answerFailure = (state: State, entries: ReadonlyArray<Entry>, error: PublishError): Array<Entry> => {
   const splittable = isTooLarge(error) && entries.length > 1
@@ -581,13 +592,25 @@ const answerFailure = (state: State, entries: ReadonlyArray<Entry>, error: Publi
     if (fate === "written") {
       state.recordsSent += entry.records.length
       state.answer(entry, Exit.succeed(own as ReadonlyArray<RecordMetadata>))
-    } else if (fate === "notWritten" && splittable) {
+    } else if (splittable && (fate === "notWritten" || fate === "unknown")) {
+      // the size error may be another partition's (kafkajs cannot say which partitions it wrote): only a call
+      // refused on its own is too large; one that may be written already goes again marked
+      if (fate === "unknown") entry.possiblyWritten = true
       resend.push(entry)
     } else {
       state.answer(entry, Exit.fail(entryError(error, own, fate)))
     }
   }
   return resend
+}
+
+/** The answer of a call an earlier request may have written: receipts marked, a failure possibly delivered. */
+const markedAnswer = (
+  exit: Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError>
+): Exit.Exit<ReadonlyArray<RecordMetadata>, PublishError> => {
+  if (Exit.isSuccess(exit)) return Exit.succeed(exit.value.map((m) => ({ ...m, possibleDuplicate: true })))
+  const failure = exit.cause.reasons.find(Cause.isFailReason)
+  return failure === undefined ? exit : Exit.fail(markPossiblyDelivered(failure.error))
 }
 
 /** The request's error as one caller's: its own records' outcomes, marked when some may be written. */

@@ -74,6 +74,12 @@ export interface RecordMetadata {
   readonly offset: string
   /** The broker's LogAppendTime where the topic uses it, else the record's CreateTime (ms since the epoch). */
   readonly timestamp: number
+  /**
+   * The record may also have been written by an earlier request whose outcome was unknown, which was sent
+   * again (the `Batcher` does so after a request refused as too large): the receipt is then marked
+   * `possibleDuplicate`. Drivers leave it out.
+   */
+  readonly possibleDuplicate?: boolean | undefined
 }
 
 /** The driver interface: what every driver provides as the `Producer` service. */

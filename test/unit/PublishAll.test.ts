@@ -47,6 +47,29 @@ const scoped = (options: Publisher.Options = {}, batcher?: Batcher.Options) =>
     }
   })
 
+/**
+ * A producer over FakeKafka that fails like kafkajs when a request holds a record over 1,000 bytes: the request's
+ * other records are written (other partitions), the request fails RecordTooLarge, every outcome unknown; the
+ * large record alone fails RecordTooLarge.
+ */
+const kafkaJsLike = Effect.map(FakeKafka.make({ topics: { events: { partitions: 3 } } }), (fake) => {
+  const tooLarge = (outcomes?: ReadonlyArray<"unknown">) =>
+    new Fatal({ reason: "RecordTooLarge", topic: "events", message: "too large", ...(outcomes ? { outcomes } : {}) })
+  const isLarge = (r: ProducerRecord) => r.topic === "events" && r.value !== null && r.value.length > 1000
+  const producer: Producer = {
+    ...fake.producer,
+    send: (records) => {
+      if (!records.some(isLarge)) return fake.producer.send(records)
+      if (records.length === 1) return Effect.fail(tooLarge())
+      return Effect.andThen(
+        fake.producer.send(records.filter((r) => !isLarge(r))),
+        Effect.fail(tooLarge(records.map(() => "unknown" as const)))
+      )
+    }
+  }
+  return { fake, producer }
+})
+
 const record = (topic: string, key: string, value: string) => ({
   topic,
   key: new TextEncoder().encode(key),
@@ -222,44 +245,32 @@ describe("publishAll in bulk (issue 13.1)", () => {
 
   // Regression (real broker, kafkajs driver): kafkajs fails a whole request when one partition's batch is too
   // large, and cannot say which partitions it wrote; each record of the request was dead-lettered with the size
-  // error, the ones written on other partitions too (60 of 100 were in the topic).
-  it.effect(
-    "a request refused as too large, its outcomes unknown: each record again on its own, only the large one dead-lettered",
-    () =>
+  // error, the ones written on other partitions too (60 of 100 were in the topic). Through the Batcher (single
+  // publishes) the same: the calls co-batched with the large one were dead-lettered.
+  for (const via of ["publishAll", "publish + Batcher"] as const) {
+    it.effect(`${via}: a request refused as too large, its outcomes unknown: only the large event dead-lettered`, () =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const fake = yield* FakeKafka.make({ topics: { events: { partitions: 3 } } })
-        const tooLarge = (outcomes?: ReadonlyArray<"unknown">) =>
-          new Fatal({
-            reason: "RecordTooLarge",
-            topic: "events",
-            message: "too large",
-            ...(outcomes ? { outcomes } : {})
-          })
-        // like kafkajs: the other partitions' batches are written, the request fails, every outcome unknown
-        const kafkaJsLike: Producer = {
-          ...fake.producer,
-          send: (records) => {
-            const isLarge = (r: ProducerRecord) => r.topic === "events" && r.value !== null && r.value.length > 1000
-            if (!records.some(isLarge)) return fake.producer.send(records)
-            if (records.length === 1) return Effect.fail(tooLarge())
-            return Effect.andThen(
-              fake.producer.send(records.filter((r) => !isLarge(r))),
-              Effect.fail(tooLarge(records.map(() => "unknown" as const)))
-            )
-          }
-        }
+        const { fake, producer } = yield* kafkaJsLike
+        const publisherLayer = Publisher.layer({ batchSize: 10 })
         const context = yield* Layer.buildWithScope(
-          Publisher.layer({ batchSize: 10 }).pipe(Layer.provide(Layer.succeed(Producer, kafkaJsLike))),
+          (via === "publishAll" ? publisherLayer : publisherLayer.pipe(Layer.provide(Batcher.layer()))).pipe(
+            Layer.provide(Layer.succeed(Producer, producer))
+          ),
           scope
         )
         const publisher = Context.get(context, Publisher.Publisher)
-        const input = Array.from({ length: 30 }, (_, i) => new Event({ id: i + 1, key: `k${i % 3}` }))
-        const large = new Event({ id: 15, key: "k2".padEnd(1500, "-") })
-        const receipts = yield* publisher.publishAll(
-          events,
-          input.map((e) => (e.id === 15 ? large : e))
+        const input = Array.from({ length: 30 }, (_, i) =>
+          i + 1 === 15 ? new Event({ id: 15, key: "k2".padEnd(1500, "-") }) : new Event({ id: i + 1, key: `k${i % 3}` })
         )
+        const calls =
+          via === "publishAll"
+            ? publisher.publishAll(events, input)
+            : Effect.forEach(input, (e) => publisher.publish(events, e), { concurrency: "unbounded" })
+        const running = yield* Effect.forkChild(calls, { startImmediately: true })
+        // the Batcher's linger, its resends, the dead letter: on the TestClock
+        for (let i = 0; i < 20 && running.pollUnsafe() === undefined; i++) yield* TestClock.adjust("100 millis")
+        const receipts = yield* Fiber.join(running)
         assert.deepStrictEqual(
           receipts.flatMap((r, i) => (r._tag === "DeadLettered" ? [i] : [])),
           [14]
@@ -281,7 +292,8 @@ describe("publishAll in bulk (issue 13.1)", () => {
         }
         yield* Scope.close(scope, Exit.void)
       })
-  )
+    )
+  }
 
   it.effect(
     "deadLetterRetriable false: retries run out, the record fails Retriable (marked); a Fatal one is still dead-lettered",

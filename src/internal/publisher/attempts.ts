@@ -105,7 +105,7 @@ export const deliveredReceipt = (metadata: RecordMetadata, tally: Tally) =>
     offset: metadata.offset,
     timestamp: metadata.timestamp,
     attempts: tally.attempts,
-    possibleDuplicate: tally.possiblyDelivered && tally.attempts > 1
+    possibleDuplicate: (tally.possiblyDelivered && tally.attempts > 1) || metadata.possibleDuplicate === true
   })
 
 /** The failure, saying that the record may have been written. */
