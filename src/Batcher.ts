@@ -37,8 +37,9 @@
  *   calls certainly not written are resent in two halves, and so on, until each part fits or a single
  *   call is refused on its own (its caller gets the error). Calls whose fate is unknown go with them,
  *   marked (a receipt `possibleDuplicate`, a failure `possiblyDelivered`): the size error may be another
- *   partition's, and kafkajs cannot say which partitions it wrote. Calls are never split, and the parts go
- *   in order, holding the batch's in-flight slot, so the order per partition is kept.
+ *   partition's, and kafkajs cannot say which partitions it wrote. Then the calls go one by one, so each is
+ *   written once more at most. Calls are never split, and the parts go in order, holding the batch's
+ *   in-flight slot, so the order per partition is kept.
  * - Backpressure: at most `maxQueued` records wait in batches. A `send` that does not fit waits (it does
  *   not fail and nothing grows) until batches leave for the producer; waiting calls are admitted first come,
  *   first served. A call larger than `maxQueued` is admitted when the queue is empty.
@@ -545,9 +546,16 @@ const answer = (
   }
   const resend = answerFailure(state, entries, failure.error)
   if (resend.length === 0) return Effect.void
-  // Too large: the calls not written (or maybe written, marked) go again, in two halves, one after the other (order).
+  // Too large: the calls not written go again, in two halves, one after the other (order). When some may be
+  // written already (marked), one by one: halving would write them again at every level that still holds the
+  // large call; alone, each is written once more at most.
   const half = Math.ceil(resend.length / 2)
-  const parts = resend.length === 1 ? [resend] : [resend.slice(0, half), resend.slice(half)]
+  const parts =
+    resend.length === 1
+      ? [resend]
+      : resend.some((entry) => entry.possiblyWritten)
+        ? resend.map((entry) => [entry])
+        : [resend.slice(0, half), resend.slice(half)]
   return Effect.forEach(parts, (part) => sendEntries(state, underlying, part), { discard: true })
 }
 

@@ -3,7 +3,7 @@
 // holding the stream back while the broker is paused, and shutdown draining what the sink had accepted.
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Schema, Scope, Stream } from "effect"
-import { Publisher, type Receipt, Topic } from "effect-kafka-publisher"
+import { Batcher, Publisher, type Receipt, Topic } from "effect-kafka-publisher"
 import { KafkaJsProducer } from "effect-kafka-publisher/kafkajs"
 import { PlatformaticProducer } from "effect-kafka-publisher/platformatic"
 import { TopicReader } from "effect-kafka-publisher/testing"
@@ -52,8 +52,13 @@ const keysOutOfOrder = (records: ReadonlyArray<{ readonly id: number; readonly k
   return [...bad]
 }
 
-/** The ids written more than once. */
-const copiesOf = (ids: ReadonlyArray<number>) => [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))]
+/** The ids written more than once (asserting none more than twice: a resend writes a record once more at most). */
+const copiesOf = (ids: ReadonlyArray<number>) => {
+  const counts = new Map<number, number>()
+  for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1)
+  assert.isAtMost(Math.max(0, ...counts.values()), 2, "a record written more than twice")
+  return [...counts].filter(([, n]) => n > 1).map(([id]) => id)
+}
 
 /** kcat's `key:id` lines of the topic, in offset order per partition (skipped with a note outside CI). */
 const kcatKeysAndIds = (brokers: ReadonlyArray<string>, name: string) =>
@@ -124,6 +129,44 @@ describeWithKafka("publishAll and the sink on a real broker (issue 13)", () => {
             if (byKcat !== undefined) {
               assert.strictEqual(byKcat.length, records.length, "kcat reads what TopicReader reads")
               assert.deepStrictEqual(keysOutOfOrder(byKcat), [], "kcat: order per key")
+            }
+          }),
+        60_000
+      )
+
+      it.live(
+        "publish + Batcher: an oversize event among 300 concurrent publishes is dead-lettered alone; copies only where marked",
+        () =>
+          Effect.gen(function* () {
+            const brokers = bootstrapServers()
+            const name = `bulk-poison-single-${driver}-${Date.now()}`
+            yield* createTopic(brokers, name, { partitions: 3, maxMessageBytes: 20_000 })
+            const input = Array.from({ length: 300 }, (_, i) => event(i + 1, i + 1 === 150 ? "x".repeat(30_000) : ""))
+            const layer = Publisher.layer().pipe(
+              Layer.provide(Batcher.layer()),
+              Layer.provide(driverLayer({ brokers }))
+            )
+            const receipts = yield* Effect.flatMap(Publisher.Publisher, (p) =>
+              Effect.forEach(input, (e) => p.publish(topicOf(name), e), { concurrency: "unbounded" })
+            ).pipe(Effect.provide(layer))
+            const ids = (yield* readBack(brokers, name)).map((r) => r.id)
+            const copies = copiesOf(ids)
+            console.log(
+              `bulk poison via the Batcher, ${driver}: ${receipts.filter((r) => r._tag === "Delivered").length} delivered ` +
+                `(${receipts.filter((r) => r._tag === "Delivered" && r.possibleDuplicate).length} marked), ` +
+                `${ids.length} in the topic, ${copies.length} written twice`
+            )
+            assert.deepStrictEqual(
+              receipts.flatMap((r, i) => (r._tag === "DeadLettered" ? [[i, r.error.reason]] : [])),
+              [[149, "RecordTooLarge"]]
+            )
+            assert.deepStrictEqual(
+              [...new Set(ids)].sort((a, b) => a - b),
+              input.map((e) => e.id).filter((id) => id !== 150)
+            )
+            for (const id of copies) {
+              const receipt = receipts[id - 1]!
+              assert.isTrue(receipt._tag === "Delivered" && receipt.possibleDuplicate, `event ${id} twice, unmarked`)
             }
           }),
         60_000
