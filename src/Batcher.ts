@@ -78,6 +78,7 @@ import {
 import * as CallbackSend from "./internal/callbackSend.ts"
 import { millis, monotonicMillis } from "./internal/duration.ts"
 import { Fifo } from "./internal/fifo.ts"
+import { errorOfRecords, isTooLarge } from "./internal/outcomes.ts"
 import { Producer, type ProducerRecord, type RecordMetadata, recordSize } from "./Producer.ts"
 import {
   amend,
@@ -629,9 +630,7 @@ const entryError = (
 ): PublishError => {
   // without (usable) outcomes the error applies to every record alike
   if (own === undefined) return error.outcomes === undefined ? error : amend(error, { outcomes: undefined })
-  // its records certainly not written: not ambiguous, although other partitions of the request were written
-  if (fate === "notWritten") return amend(error, { outcomes: own, possiblyDelivered: undefined, ambiguous: false })
-  return amend(error, { outcomes: own, possiblyDelivered: true })
+  return errorOfRecords(error, fate, own)
 }
 
 /** What became of one call's records: all written, none written, or some or all unknown (or mixed). */
@@ -645,9 +644,6 @@ const fateOf = (outcomes: ReadonlyArray<RecordOutcome>): "written" | "notWritten
   }
   return notWritten === 0 ? "written" : written === 0 ? "notWritten" : "mixed"
 }
-
-const isTooLarge = (error: PublishError): boolean =>
-  error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
 
 const countOf = (entries: ReadonlyArray<Entry>): number => entries.reduce((n, entry) => n + entry.records.length, 0)
 

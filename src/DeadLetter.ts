@@ -28,6 +28,7 @@
  * @module
  */
 import { Clock, Duration, Effect, Predicate } from "effect"
+import { isTooLarge } from "./internal/outcomes.ts"
 import type { HeaderValue, Producer, ProducerRecord, RecordMetadata } from "./Producer.ts"
 import { DeadLetterFailed, type Fatal, mayHaveWritten, Retriable } from "./PublishError.ts"
 import { DeadLettered } from "./Receipt.ts"
@@ -192,9 +193,6 @@ const writeBounded =
           )
       })
     )
-
-const isTooLarge = (error: Retriable | Fatal): boolean =>
-  error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
 
 /** The dead letter without the value, and the value's size in its place (header `originalValueSize`). */
 const withoutValue = (record: ProducerRecord): ProducerRecord => ({

@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import type { CircuitOpen } from "../CircuitBreaker.ts"
 import { amend, type PublishError, type RecordOutcome, Retriable } from "../PublishError.ts"
 import { type Placement, partitionKey } from "./receipts.ts"
 
@@ -35,3 +36,21 @@ export const heldBack = (
     ...(fields.topic === undefined ? {} : { topic: fields.topic }),
     ...(fields.partition === undefined ? {} : { partition: fields.partition })
   })
+
+/** A send refused as too large for the topic (`RecordTooLarge`, `RecordListTooLarge`): a smaller one may pass. */
+export const isTooLarge = (error: PublishError | CircuitOpen): boolean =>
+  error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
+
+/**
+ * A send's error as the error of some of its records, by what became of them: certainly not written (not
+ * ambiguous, not possibly delivered, although other partitions of the send were written), or maybe written
+ * (possibly delivered). `outcomes`: those records' own, or undefined.
+ */
+export const errorOfRecords = (
+  error: PublishError,
+  fate: "notWritten" | "unknown" | "mixed",
+  outcomes: ReadonlyArray<RecordOutcome> | undefined
+): PublishError =>
+  fate === "notWritten"
+    ? amend(error, { outcomes, possiblyDelivered: undefined, ambiguous: false })
+    : amend(error, { outcomes, possiblyDelivered: true })

@@ -38,13 +38,14 @@ import type { CircuitOpen } from "../../CircuitBreaker.ts"
 import * as DeadLetter from "../../DeadLetter.ts"
 import type { Health } from "../../Health.ts"
 import type { ProducerRecord, RecordMetadata } from "../../Producer.ts"
-import { amend, type Fatal, PublishAllFailed, type PublishError, Retriable } from "../../PublishError.ts"
+import { type Fatal, PublishAllFailed, type PublishError, Retriable } from "../../PublishError.ts"
 import type { BulkOptions, PublishFailure, Summary } from "../../Publisher.ts"
 import type { Receipt } from "../../Receipt.ts"
 import * as Topic from "../../Topic.ts"
 import type * as CallbackSend from "../callbackSend.ts"
 import type * as Deadlines from "../deadlines.ts"
 import { monotonicMillis } from "../duration.ts"
+import { errorOfRecords, isTooLarge } from "../outcomes.ts"
 import * as RecordNow from "../recordNow.ts"
 import {
   type DeliverDeps,
@@ -606,9 +607,7 @@ const absorb = (request: Request, retries: Array<Retry>) => {
  */
 const retriesOf = (items: ReadonlyArray<Item>, error: PublishError | CircuitOpen, retries: Array<Retry>) => {
   const outcomes = error._tag !== "CircuitOpen" && error.outcomes?.length === items.length ? error.outcomes : undefined
-  const tooLarge =
-    error._tag === "Fatal" && (error.reason === "RecordTooLarge" || error.reason === "RecordListTooLarge")
-  const splittable = tooLarge && items.length > 1
+  const splittable = isTooLarge(error) && items.length > 1
   items.forEach((item, k) => {
     const outcome = outcomes?.[k]
     if (typeof outcome === "object") {
@@ -629,11 +628,7 @@ const retriesOf = (items: ReadonlyArray<Item>, error: PublishError | CircuitOpen
  * possibly delivered, though other partitions of the request were written), or unknown (possibly delivered).
  */
 const recordError = (error: PublishError | CircuitOpen, outcome: "notWritten" | "unknown") =>
-  error._tag === "CircuitOpen"
-    ? error
-    : outcome === "unknown"
-      ? amend(error, { outcomes: undefined, possiblyDelivered: true })
-      : amend(error, { outcomes: undefined, possiblyDelivered: undefined, ambiguous: false })
+  error._tag === "CircuitOpen" ? error : errorOfRecords(error, outcome, undefined)
 
 /** One record on its own, unless its key is blocked; a record that fails for good may block its key. */
 const retryOne = (run: Run, { item, first }: Retry): Effect.Effect<void> => {
